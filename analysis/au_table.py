@@ -1,0 +1,216 @@
+"""The AU table: the contract between the OpenFace runner and the analysis.
+
+One row per face. Columns (names as OpenFace 2.x writes them, see the OpenFace wiki
+page "Output Format", https://github.com/TadasBaltrusaitis/OpenFace/wiki/Output-Format):
+
+- ``image``: file stem of the source image (optional for the seed data, which has none)
+- ``label``: emotion name (``analysis.labels.KNOWN_LABELS``)
+- ``face``/``face_count``, ``confidence`` (0-1), ``success`` (0/1): optional
+- ``AU01_r`` ... ``AU45_r``: the 17 AU intensities, 0-5 (required)
+- ``AU01_c`` ... ``AU45_c``: the 18 AU presences, 0/1 (optional; AU28 has only ``_c``)
+
+Readers accept OpenFace's header names with leading spaces and CRLF line ends.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.files import atomic_path
+from analysis.labels import EMOTIONS, name_for
+
+_AU_R = ("01", "02", "04", "05", "06", "07", "09", "10", "12", "14", "15", "17", "20", "23", "25", "26", "45")
+_AU_C = ("01", "02", "04", "05", "06", "07", "09", "10", "12", "14", "15", "17", "20", "23", "25", "26", "28", "45")
+AU_R_COLUMNS: tuple[str, ...] = tuple(f"AU{n}_r" for n in _AU_R)
+AU_C_COLUMNS: tuple[str, ...] = tuple(f"AU{n}_c" for n in _AU_C)
+
+# FACS names (Ekman, Friesen & Hager 2002, FACS manual) of the AUs OpenFace estimates.
+AU_NAMES: dict[str, str] = {
+    "AU01": "inner brow raiser",
+    "AU02": "outer brow raiser",
+    "AU04": "brow lowerer",
+    "AU05": "upper lid raiser",
+    "AU06": "cheek raiser",
+    "AU07": "lid tightener",
+    "AU09": "nose wrinkler",
+    "AU10": "upper lip raiser",
+    "AU12": "lip corner puller",
+    "AU14": "dimpler",
+    "AU15": "lip corner depressor",
+    "AU17": "chin raiser",
+    "AU20": "lip stretcher",
+    "AU23": "lip tightener",
+    "AU25": "lips part",
+    "AU26": "jaw drop",
+    "AU28": "lip suck",
+    "AU45": "blink",
+}
+
+INTENSITY_RANGE = (0.0, 5.0)
+LABEL = "label"
+_LABEL_CANDIDATES = ("label", "emotion")
+_META_FIRST = ("image", LABEL, "face", "face_count", "confidence", "success")
+
+
+class AUTableError(ValueError):
+    """An AU table that cannot be used; the message names the file, column and row."""
+
+
+def au_code(column: str) -> str:
+    """``"AU12_r"`` -> ``"AU12"``."""
+    return column.split("_")[0]
+
+
+def au_label(column: str) -> str:
+    """``"AU12_r"`` -> ``"AU12 lip corner puller"``; other names are returned unchanged."""
+    code = au_code(column)
+    return f"{code} {AU_NAMES[code]}" if code in AU_NAMES else column
+
+
+def read_au_table(
+    path: str | os.PathLike[str],
+    label_column: str | None = None,
+    label_coding: str = "auto",
+) -> pd.DataFrame:
+    """Read and validate an AU table from CSV (plain or ``.gz``).
+
+    Args:
+        path: the CSV file.
+        label_column: the column holding emotions; default ``label``, else ``emotion``.
+        label_coding: ``"name"`` (text), ``"seed"`` (0-5: angry, disgust, happy, neutral,
+            sad, surprise), ``"fer2013"`` (0-6, FER2013's codes) or ``"auto"`` (text labels
+            only; integer codes are ambiguous and must be named).
+
+    Returns:
+        A DataFrame of n rows: the label column renamed ``label`` and holding workbench
+        names (fear kept), AU columns as floats, all other columns as read.
+
+    Raises:
+        AUTableError: missing or empty file, missing AU or label column, a non-numeric,
+            empty or NaN cell, an AU intensity outside 0-5, a presence not 0/1, a
+            confidence outside 0-1, an unknown label, or fewer than two classes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AUTableError(f"{path}: no such file")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise AUTableError(f"{path}: the file is empty") from None
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise AUTableError(f"{path}: not a readable CSV file ({exc})") from None
+    raw.columns = [str(c).strip() for c in raw.columns]
+    if raw.empty:
+        raise AUTableError(f"{path}: the file has a header but no data rows")
+
+    missing = [c for c in AU_R_COLUMNS if c not in raw.columns]
+    if missing:
+        raise AUTableError(f"{path}: missing AU column(s) {', '.join(missing)}")
+    label_column = _find_label_column(raw, label_column, path)
+
+    table = raw.copy()
+    for column in [c for c in (*AU_R_COLUMNS, *AU_C_COLUMNS, "confidence", "success") if c in raw]:
+        table[column] = _numeric(raw[column], column, path)
+    _check_range(table, AU_R_COLUMNS, INTENSITY_RANGE, path)
+    _check_range(table, [c for c in ("confidence",) if c in table], (0.0, 1.0), path)
+    for column in [c for c in (*AU_C_COLUMNS, "success") if c in table]:
+        _check_binary(table[column], column, path)
+
+    table[LABEL] = _labels(raw[label_column], label_column, label_coding, path)
+    if label_column != LABEL:
+        table = table.drop(columns=label_column)
+    if table[LABEL].nunique() < 2:
+        raise AUTableError(f"{path}: column {label_column!r} holds fewer than two classes")
+    return table
+
+
+def six_class_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose label is one of the six analysed emotions (drops fear)."""
+    return table[table[LABEL].isin(EMOTIONS)]
+
+
+def write_au_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write an AU table atomically in the canonical column order.
+
+    Order: ``image, label, face, face_count, confidence, success`` (those present), the
+    ``AU*_r`` columns, the ``AU*_c`` columns, then any other column.
+    """
+    first = [c for c in _META_FIRST if c in table]
+    aus = [c for c in (*AU_R_COLUMNS, *AU_C_COLUMNS) if c in table]
+    rest = [c for c in table.columns if c not in first and c not in aus]
+    with atomic_path(path) as tmp:
+        table[first + aus + rest].to_csv(tmp, index=False)
+
+
+def _find_label_column(raw: pd.DataFrame, label_column: str | None, path: Path) -> str:
+    if label_column is not None:
+        if label_column not in raw.columns:
+            raise AUTableError(
+                f"{path}: label column {label_column!r} not found; columns are {', '.join(raw.columns)}"
+            )
+        return label_column
+    for candidate in _LABEL_CANDIDATES:
+        if candidate in raw.columns:
+            return candidate
+    raise AUTableError(f"{path}: no label column (looked for {', '.join(_LABEL_CANDIDATES)})")
+
+
+def _row(index: int) -> str:
+    return f"data row {index + 1} (line {index + 2})"
+
+
+def _numeric(values: pd.Series, column: str, path: Path) -> pd.Series:
+    text = values.str.strip()
+    empty = text == ""
+    if empty.any():
+        raise AUTableError(f"{path}: column {column}, {_row(int(np.argmax(empty.to_numpy())))}: empty cell")
+    numbers = pd.to_numeric(text, errors="coerce")
+    bad = numbers.isna().to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise AUTableError(f"{path}: column {column}, {_row(i)}: {values.iloc[i]!r} is not a number")
+    return numbers.astype(float)
+
+
+def _check_range(table: pd.DataFrame, columns, bounds: tuple[float, float], path: Path) -> None:
+    low, high = bounds
+    for column in columns:
+        values = table[column].to_numpy()
+        bad = (values < low) | (values > high)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise AUTableError(
+                f"{path}: column {column}, {_row(i)}: {values[i]:g} is outside {low:g}-{high:g}"
+            )
+
+
+def _check_binary(values: pd.Series, column: str, path: Path) -> None:
+    bad = ~values.isin((0.0, 1.0)).to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise AUTableError(f"{path}: column {column}, {_row(i)}: {values.iloc[i]:g} is not 0 or 1")
+
+
+def _labels(values: pd.Series, column: str, coding: str, path: Path) -> pd.Series:
+    text = values.str.strip()
+    if coding == "auto":
+        numeric = pd.to_numeric(text, errors="coerce").notna()
+        if numeric.all():
+            raise AUTableError(
+                f"{path}: column {column} holds integer codes; say which coding they use: "
+                "label_coding 'seed' (0 angry, 1 disgust, 2 happy, 3 neutral, 4 sad, 5 surprise) "
+                "or 'fer2013' (0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral)"
+            )
+        coding = "name"
+    names = text.map(lambda v: name_for(v, coding))
+    unknown = names.isna().to_numpy()
+    if unknown.any():
+        i = int(np.argmax(unknown))
+        raise AUTableError(
+            f"{path}: column {column}, {_row(i)}: unknown label {values.iloc[i]!r} for coding {coding!r}"
+        )
+    return names.astype(str)

@@ -1,0 +1,313 @@
+"""Multinomial logistic regression of emotion on AU intensities (statsmodels ``MNLogit``).
+
+The model: P(emotion = j | x) = exp(a_j + x b_j) / sum_m exp(a_m + x b_m), with the
+reference emotion (neutral by default) fixed at a = 0, b = 0. A coefficient b_jk is the
+change in the log-odds of emotion j versus the reference per unit of AU k's intensity
+(OpenFace's 0-5 scale); exp(b_jk) is the odds ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from joblib import Parallel, delayed
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.outliers_influence import variance_inflation_factor
+from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
+
+from analysis.au_table import LABEL
+from analysis.files import write_json
+from analysis.labels import EMOTIONS
+from analysis.margins import average_marginal_effects, marginal_effects_table
+
+MODEL_FORMAT = "au-workbench/mnlogit/1"
+Z95 = stats.norm.ppf(0.975)
+# |b| above this (odds ratio > e^10 per intensity unit) signals (quasi-)separation.
+SEPARATION_COEF = 10.0
+
+
+class FitError(ValueError):
+    """The data cannot be fitted (too few classes or rows)."""
+
+
+@dataclass
+class AULogitModel:
+    """A fitted multinomial logit: predict and explain without statsmodels' results object.
+
+    Attributes:
+        features: the AU columns used, in order (e.g. ``AU01_r`` ... ``AU45_r``).
+        classes: emotion names, the reference first.
+        params: DataFrame (1 + len(features)) x (len(classes) - 1): rows ``const`` and
+            the features, columns the non-reference emotions; log-odds per unit.
+    """
+
+    features: list[str]
+    classes: list[str]
+    params: pd.DataFrame
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reference(self) -> str:
+        return self.classes[0]
+
+    def log_odds(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """(n, J-1) log-odds of each non-reference emotion versus the reference."""
+        x = sm.add_constant(self._matrix(rows), has_constant="add")
+        return pd.DataFrame(x @ self.params.to_numpy(), index=rows.index, columns=self.params.columns)
+
+    def predict_proba(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """(n, J) class probabilities, columns in ``classes`` order, rows summing to 1."""
+        eta = np.column_stack([np.zeros(len(rows)), self.log_odds(rows).to_numpy()])
+        eta -= eta.max(axis=1, keepdims=True)
+        prob = np.exp(eta)
+        prob /= prob.sum(axis=1, keepdims=True)
+        return pd.DataFrame(prob, index=rows.index, columns=self.classes)
+
+    def predict(self, rows: pd.DataFrame) -> pd.Series:
+        """(n,) most probable emotion per row."""
+        return self.predict_proba(rows).idxmax(axis=1)
+
+    def explain(self, row: pd.Series) -> pd.DataFrame:
+        """Per-term contributions of one face to each emotion's log-odds vs the reference.
+
+        Returns:
+            DataFrame indexed ``const`` and the features, one column per non-reference
+            emotion: intercept, and coefficient x AU intensity. Each column sums exactly
+            to that emotion's log-odds for the row.
+        """
+        values = np.concatenate([[1.0], row[self.features].to_numpy(dtype=float)])
+        return self.params.mul(values, axis=0)
+
+    def to_json(self, path: str | os.PathLike[str]) -> None:
+        """Write the model as JSON (no pickle): coefficients, classes, features, metadata."""
+        write_json(
+            path,
+            {
+                "format": MODEL_FORMAT,
+                "features": self.features,
+                "classes": self.classes,
+                "reference": self.reference,
+                "params": {c: self.params[c].to_dict() for c in self.params.columns},
+                "metadata": self.metadata,
+            },
+        )
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str]) -> AULogitModel:
+        """Load a model written by ``to_json``.
+
+        Raises:
+            ValueError: when the file is not a model of this format.
+        """
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("format") != MODEL_FORMAT:
+            raise ValueError(f"{path}: not an AU logit model (format {data.get('format')!r})")
+        index = ["const", *data["features"]]
+        params = pd.DataFrame(data["params"]).reindex(index)[data["classes"][1:]]
+        return cls(data["features"], data["classes"], params, data.get("metadata", {}))
+
+    def _matrix(self, rows: pd.DataFrame) -> np.ndarray:
+        missing = [f for f in self.features if f not in rows]
+        if missing:
+            raise KeyError(f"rows lack the model's AU column(s) {', '.join(missing)}")
+        return rows[self.features].to_numpy(dtype=float)
+
+
+@dataclass
+class LogitFit:
+    """Everything ``fit_logit`` computed, as DataFrames and dicts (statsmodels style).
+
+    ``coefficients``: emotion, au, coef, se, z, p, ci_low, ci_high, odds_ratio,
+    or_ci_low, or_ci_high (one row per non-reference emotion and term).
+    ``marginal_effects``: emotion, au, dydx, se, z, p, ci_low, ci_high (every emotion).
+    ``lr_tests``: au, lr_stat, df, p, p_holm, significant (model without that AU).
+    ``vif``: au, vif. ``fit_stats``: log-likelihoods, pseudo-R², AIC, BIC, convergence.
+    """
+
+    model: AULogitModel
+    coefficients: pd.DataFrame
+    marginal_effects: pd.DataFrame
+    lr_tests: pd.DataFrame
+    vif: pd.DataFrame
+    fit_stats: dict[str, Any]
+    warnings: list[str]
+
+
+def emotion_codes(labels: pd.Series, reference: str) -> tuple[np.ndarray, list[str]]:
+    """Integer codes with the reference emotion as 0, the others in ``EMOTIONS`` order.
+
+    Raises:
+        FitError: when the reference is absent or fewer than two classes remain.
+    """
+    present = [e for e in EMOTIONS if e in set(labels)]
+    if reference not in present:
+        raise FitError(f"reference category {reference!r} has no rows (classes present: {present})")
+    classes = [reference, *[e for e in present if e != reference]]
+    if len(classes) < 2:
+        raise FitError("the data hold fewer than two emotion classes")
+    codes = labels.map({c: i for i, c in enumerate(classes)}).to_numpy()
+    return codes, classes
+
+
+def fit_logit(
+    table: pd.DataFrame,
+    features: list[str],
+    reference: str = "neutral",
+    n_jobs: int = -1,
+    progress: bool = False,
+) -> LogitFit:
+    """Fit the multinomial logit and compute its inference tables.
+
+    Args:
+        table: n rows with ``features`` (AU intensities 0-5) and ``label`` (six emotions).
+        features: AU columns to use.
+        reference: the base emotion of every log-odds.
+        n_jobs: processes for the per-AU likelihood-ratio refits (joblib; -1 = all CPUs).
+        progress: show a progress bar over the refits.
+
+    Returns:
+        A ``LogitFit``.
+
+    Raises:
+        FitError: too few classes, a missing reference, or fewer rows than parameters.
+    """
+    y, classes = emotion_codes(table[LABEL], reference)
+    exog_names = ["const", *features]
+    x = sm.add_constant(table[features].to_numpy(dtype=float), has_constant="add")
+    if len(x) <= x.shape[1] * (len(classes) - 1):
+        raise FitError(f"{len(x)} rows are too few for {x.shape[1] * (len(classes) - 1)} parameters")
+
+    start = time.perf_counter()
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = sm.MNLogit(y, x).fit(method="newton", maxiter=100, disp=0)
+    fit_seconds = time.perf_counter() - start
+    notes += _fit_warnings(caught, result)
+
+    params = pd.DataFrame(result.params, index=exog_names, columns=classes[1:])
+    bse = pd.DataFrame(result.bse, index=exog_names, columns=classes[1:])
+    coefficients = _coefficient_table(params, bse)
+
+    ame, ame_se = average_marginal_effects(result.params, result.cov_params(), x)
+    marginal = marginal_effects_table(ame, ame_se, exog_names, classes)
+
+    lr = likelihood_ratio_tests(y, x, result, exog_names, n_jobs=n_jobs, progress=progress)
+    vif = pd.DataFrame(
+        {"au": features, "vif": [variance_inflation_factor(x, i) for i in range(1, x.shape[1])]}
+    )
+
+    stats_ = {
+        "n_rows": int(len(x)),
+        "n_params": int(result.params.size),
+        "classes": classes,
+        "reference": reference,
+        "llf": float(result.llf),
+        "llnull": float(result.llnull),
+        "pseudo_r2": float(result.prsquared),
+        "llr": float(result.llr),
+        "llr_p": float(result.llr_pvalue),
+        "aic": float(result.aic),
+        "bic": float(result.bic),
+        "converged": bool(result.mle_retvals.get("converged", False)),
+        "iterations": int(result.mle_retvals.get("iterations", -1)),
+        "fit_seconds": fit_seconds,
+    }
+    metadata = {"reference": reference, "n_rows": stats_["n_rows"], "pseudo_r2": stats_["pseudo_r2"]}
+    model = AULogitModel(list(features), classes, params, metadata)
+    return LogitFit(model, coefficients, marginal, lr, vif, stats_, notes)
+
+
+def likelihood_ratio_tests(
+    y: np.ndarray,
+    x: np.ndarray,
+    full,
+    exog_names: list[str],
+    n_jobs: int = -1,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Likelihood-ratio test of each covariate: the full model against the model without it.
+
+    LR = 2 (llf_full - llf_without); df = number of non-reference classes; p from chi².
+    The p-values are Holm-corrected over the covariates (``p_holm``; Holm 1979).
+    Each restricted model starts from the full fit (its intercepts absorb the dropped
+    AU's mean contribution), which saves Newton steps; refits run in ``n_jobs`` processes.
+    """
+    from tqdm.auto import tqdm
+
+    df = full.params.shape[1]
+    columns = list(range(1, x.shape[1]))
+    jobs = (delayed(_restricted_llf)(y, x, full.params, k) for k in columns)
+    llfs = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+    if progress:
+        llfs = tqdm(llfs, total=len(columns), desc="likelihood-ratio refits", unit="AU")
+    llf = np.array(list(llfs))
+    lr = np.clip(2 * (full.llf - llf), 0, None)
+    p = stats.chi2.sf(lr, df)
+    reject, p_holm, _, _ = multipletests(p, alpha=0.05, method="holm")
+    return pd.DataFrame(
+        {
+            "au": [exog_names[k] for k in columns],
+            "lr_stat": lr,
+            "df": df,
+            "p": p,
+            "p_holm": p_holm,
+            "significant": reject,
+        }
+    )
+
+
+def _restricted_llf(y: np.ndarray, x: np.ndarray, params: np.ndarray, drop: int) -> float:
+    keep = [i for i in range(x.shape[1]) if i != drop]
+    start = params.copy()
+    start[0] += params[drop] * x[:, drop].mean()
+    model = sm.MNLogit(y, x[:, keep])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = model.fit(method="newton", maxiter=100, disp=0, start_params=start[keep].ravel(order="F"))
+        if not (fit.mle_retvals.get("converged") and np.isfinite(fit.llf)):
+            fit = model.fit(method="newton", maxiter=100, disp=0)
+    return float(fit.llf)
+
+
+def _coefficient_table(params: pd.DataFrame, bse: pd.DataFrame) -> pd.DataFrame:
+    long = params.stack().rename("coef").to_frame()
+    long["se"] = bse.stack()
+    long.index.names = ["au", "emotion"]
+    out = long.reset_index()[["emotion", "au", "coef", "se"]]
+    out["z"] = out["coef"] / out["se"]
+    out["p"] = 2 * stats.norm.sf(out["z"].abs())
+    out["ci_low"] = out["coef"] - Z95 * out["se"]
+    out["ci_high"] = out["coef"] + Z95 * out["se"]
+    out["odds_ratio"] = np.exp(out["coef"])
+    out["or_ci_low"] = np.exp(out["ci_low"])
+    out["or_ci_high"] = np.exp(out["ci_high"])
+    order = {e: i for i, e in enumerate(params.columns)}
+    return out.sort_values("emotion", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+
+
+def _fit_warnings(caught, result) -> list[str]:
+    notes = []
+    if any(issubclass(w.category, PerfectSeparationWarning) for w in caught):
+        notes.append("statsmodels reports perfect separation: some coefficients are not identified.")
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught) or not result.mle_retvals.get(
+        "converged", False
+    ):
+        notes.append("the Newton fit did not converge; estimates and standard errors are unreliable.")
+    big = np.abs(result.params[1:]).max() if result.params.shape[0] > 1 else 0.0
+    if big > SEPARATION_COEF or not np.all(np.isfinite(result.bse)):
+        notes.append(
+            f"largest |coefficient| is {big:.1f} (odds ratio {np.exp(min(big, 700)):.3g} per unit): "
+            "quasi-separation is likely; treat those odds ratios as unbounded."
+        )
+    return notes

@@ -1,0 +1,125 @@
+"""Render ``reports/logit.html`` from the results files alone (no refitting).
+
+The page is self-contained: figures are embedded as PNG data URIs and no script or
+stylesheet is fetched, so it reads offline and can be mailed as one file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from analysis import figures
+from analysis.au_table import au_label
+from analysis.files import write_text
+
+TOP_TERMS = 7
+
+
+def render_logit_report(results_dir: str | Path, html_path: str | Path) -> Path:
+    """Build the HTML page from the files ``run_fit_logit`` wrote into ``results_dir``.
+
+    Raises:
+        FileNotFoundError: when a results file is missing (run ``fit-logit`` first).
+    """
+    results = Path(results_dir)
+    metrics = json.loads((results / "metrics.json").read_text(encoding="utf-8"))
+    read = {name: pd.read_csv(results / f"{name}.csv") for name in (
+        "coefficients", "marginal_effects", "lr_tests", "vif", "cv_per_class", "facs",
+        "examples", "explanations",
+    )}
+    confusion = pd.read_csv(results / "confusion.csv", index_col=0)
+    class_means = pd.read_csv(results / "class_means.csv", index_col=0)
+    coefs, ame = read["coefficients"], read["marginal_effects"]
+    reference = metrics["reference"]
+
+    terms = coefs[coefs["au"] != "const"]
+    coef_wide = terms.pivot(index="au", columns="emotion", values="coef")
+    order_aus = list(dict.fromkeys(terms["au"]))
+    order_emotions = list(dict.fromkeys(terms["emotion"]))
+    coef_wide = coef_wide.reindex(index=order_aus, columns=order_emotions)
+    marks = terms.assign(mark=terms["p"].map(figures.stars)).pivot(
+        index="au", columns="emotion", values="mark"
+    ).reindex(index=order_aus, columns=order_emotions)
+    ame_wide = ame.pivot(index="au", columns="emotion", values="dydx").reindex(
+        index=order_aus, columns=metrics["classes"]
+    )
+    ame_marks = ame.assign(mark=ame["p"].map(figures.stars)).pivot(
+        index="au", columns="emotion", values="mark"
+    ).reindex(index=order_aus, columns=metrics["classes"])
+
+    images = {
+        "coef_heatmap": figures.diverging_heatmap(
+            coef_wide, marks, f"Coefficients: log-odds vs {reference} per unit", "log-odds per unit"
+        ),
+        "forest": figures.forest_plots(coefs),
+        "ame_heatmap": figures.diverging_heatmap(
+            ame_wide * 100, ame_marks, "Average marginal effects", "percentage points per unit"
+        ),
+        "confusion": figures.confusion_heatmap(confusion),
+        "per_class": figures.per_class_bars(read["cv_per_class"]),
+    }
+    page = _environment().get_template("logit.html.j2").render(
+        m=metrics,
+        reference=reference,
+        images=images,
+        coefficients=coefs,
+        lr_tests=read["lr_tests"],
+        vif=read["vif"],
+        ame=ame,
+        per_class=read["cv_per_class"],
+        confusion=confusion,
+        class_means=class_means,
+        facs=read["facs"],
+        examples=_example_cards(read["examples"], read["explanations"], reference),
+        au_label=au_label,
+    )
+    write_text(html_path, page)
+    return Path(html_path)
+
+
+def _example_cards(examples: pd.DataFrame, explanations: pd.DataFrame, reference: str) -> list[dict]:
+    """One card per example: the contributions to the emotion the card explains."""
+    cards = []
+    for _, example in examples.iterrows():
+        parts = explanations[explanations["row"] == example["row"]]
+        shown = example["predicted"] if example["predicted"] != reference else example["true"]
+        if shown == reference:  # predicted and true are both the reference: show the runner-up
+            shown = parts.groupby("emotion")["contribution"].sum().idxmax()
+        terms = parts[parts["emotion"] == shown].set_index("term")["contribution"]
+        log_odds = float(terms.sum())
+        top = terms.reindex(terms.abs().sort_values(ascending=False).index)
+        bars = top.iloc[:TOP_TERMS]
+        if len(top) > TOP_TERMS:
+            bars = pd.concat([bars, pd.Series({f"{len(top) - TOP_TERMS} other terms": top.iloc[TOP_TERMS:].sum()})])
+        title = f"row {example['row']}: log-odds {shown} vs {reference} = {log_odds:+.2f}"
+        cards.append(
+            {
+                **example.to_dict(),
+                "shown": shown,
+                "log_odds": log_odds,
+                "image_uri": figures.contribution_bars(bars, title),
+            }
+        )
+    return cards
+
+
+def _environment() -> Environment:
+    env = Environment(loader=PackageLoader("analysis", "templates"), autoescape=select_autoescape())
+    env.filters["num"] = _number
+    env.filters["stars"] = figures.stars
+    return env
+
+
+def _number(value, digits: int = 3) -> str:
+    """Format a number for a table: fixed digits, scientific for tiny p-values."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    if isinstance(value, bool) or isinstance(value, str):
+        return str(value)
+    if value != 0 and abs(value) < 10 ** (-digits):
+        return f"{value:.1e}"
+    return f"{value:.{digits}f}"

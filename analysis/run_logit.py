@@ -1,0 +1,134 @@
+"""The ``fit-logit`` stage: AU table -> fitted logit -> results files -> HTML report.
+
+Results (stable names, read by the report and by later stages) under ``<out>/logit/``:
+``coefficients.csv``, ``marginal_effects.csv``, ``lr_tests.csv``, ``vif.csv``,
+``cv_per_class.csv``, ``confusion.csv``, ``facs.csv``, ``explanations.csv``,
+``examples.csv``, ``class_means.csv``, ``metrics.json``, ``model.json``; the page is
+``<out>/logit.html``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis.au_table import AU_R_COLUMNS, LABEL, read_au_table, six_class_rows
+from analysis.explanations import contributions, pick_examples
+from analysis.facs import SOURCE as FACS_SOURCE
+from analysis.facs import facs_agreement
+from analysis.files import write_csv, write_json
+from analysis.labels import EMOTIONS
+from analysis.logit import LogitFit, fit_logit
+from analysis.quality import apply_quality_policy
+from analysis.validation import CrossValidation, cross_validate
+
+DEFAULT_INPUT = Path(__file__).resolve().parent.parent / "data" / "seed_au" / "emotion_all.csv"
+
+
+@dataclass
+class LogitRun:
+    """A finished ``fit-logit`` run: the fit, the CV and the paths written."""
+
+    fit: LogitFit
+    cv: CrossValidation
+    metrics: dict[str, Any]
+    results_dir: Path
+    report: Path | None
+
+
+def run_fit_logit(
+    input_path: str | Path = DEFAULT_INPUT,
+    out_dir: str | Path = "reports",
+    label_column: str | None = None,
+    label_coding: str = "auto",
+    reference: str = "neutral",
+    seed: int = 0,
+    folds: int = 5,
+    quality_policy: str = "drop",
+    drop_unsuccessful: bool = True,
+    n_jobs: int = -1,
+    progress: bool = True,
+    render: bool = True,
+) -> LogitRun:
+    """Read, clean, fit, cross-validate, write results and (optionally) render the report.
+
+    Args: as the ``workbench fit-logit`` options (``--help`` describes them).
+
+    Raises:
+        AUTableError: the input table is invalid (the message names file, column, row).
+        FitError: the cleaned data cannot be fitted.
+    """
+    started = time.perf_counter()
+    input_path = Path(input_path)
+    table = read_au_table(input_path, label_column=label_column, label_coding=label_coding)
+    selection = _select_rows(table, drop_unsuccessful)
+    rows = selection.pop("rows")
+    features = [c for c in AU_R_COLUMNS if c in rows]
+    rows, quality = apply_quality_policy(rows, features, quality_policy)
+
+    fit = fit_logit(rows, features, reference=reference, n_jobs=n_jobs, progress=progress)
+    classes = fit.model.classes
+    cv = cross_validate(rows, features, classes, folds=folds, seed=seed, progress=progress)
+    facs = facs_agreement(fit.coefficients)
+
+    predicted = fit.model.predict(rows)
+    examples = pick_examples(rows, predicted, per_class=2, seed=seed)
+    if "image" in rows:
+        examples.insert(0, "image", rows.loc[examples.index, "image"])
+    examples.index.name = "row"
+    explained = contributions(fit.model, rows.loc[examples.index])
+    class_means = rows.groupby(LABEL)[features].mean().reindex([c for c in EMOTIONS if c in classes])
+
+    results = Path(out_dir) / "logit"
+    write_csv(results / "coefficients.csv", fit.coefficients)
+    write_csv(results / "marginal_effects.csv", fit.marginal_effects)
+    write_csv(results / "lr_tests.csv", fit.lr_tests)
+    write_csv(results / "vif.csv", fit.vif)
+    write_csv(results / "cv_per_class.csv", cv.per_class)
+    write_csv(results / "confusion.csv", cv.confusion, index=True)
+    write_csv(results / "facs.csv", facs)
+    write_csv(results / "examples.csv", examples, index=True)
+    write_csv(results / "explanations.csv", explained)
+    write_csv(results / "class_means.csv", class_means, index=True)
+    fit.model.metadata.update({"input": input_path.name, "seed": seed, "quality_policy": quality_policy})
+    fit.model.to_json(results / "model.json")
+
+    metrics: dict[str, Any] = {
+        **cv.metrics,
+        **fit.fit_stats,
+        "input": str(input_path),
+        "input_sha256": hashlib.sha256(input_path.read_bytes()).hexdigest(),
+        "features": features,
+        "quality": quality.as_dict(),
+        **selection,
+        "class_counts": rows[LABEL].value_counts().reindex(classes).astype(int).to_dict(),
+        "facs_source": FACS_SOURCE,
+        "facs_agreement": f"{int(facs['agrees'].sum())}/{len(facs)}",
+        "warnings": fit.warnings,
+        "total_seconds": time.perf_counter() - started,
+    }
+    write_json(results / "metrics.json", metrics)
+
+    report = None
+    if render:
+        from analysis.report import render_logit_report
+
+        report = render_logit_report(results, Path(out_dir) / "logit.html")
+    return LogitRun(fit, cv, metrics, results, report)
+
+
+def _select_rows(table: pd.DataFrame, drop_unsuccessful: bool) -> dict[str, Any]:
+    """Keep the six analysed emotions and, where a ``success`` column exists, trusted fits."""
+    six = six_class_rows(table)
+    info: dict[str, Any] = {"rows_read": len(table), "fear_rows_excluded": len(table) - len(six)}
+    if drop_unsuccessful and "success" in six:
+        unsuccessful = six["success"] == 0
+        info["unsuccessful_rows_excluded"] = int(unsuccessful.sum())
+        six = six[~unsuccessful]
+    info["rows"] = six
+    return info
