@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
 from analysis.au_table import au_label
 
@@ -16,7 +17,7 @@ from analysis.au_table import au_label
 def to_data_uri(fig: Figure) -> str:
     """PNG of ``fig`` as a ``data:`` URI, so the HTML page needs no other file."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=100)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -28,7 +29,7 @@ def stars(p: float) -> str:
 def diverging_heatmap(values: pd.DataFrame, marks: pd.DataFrame | None, title: str, unit: str) -> str:
     """Heatmap rows = AUs, columns = emotions; colours diverge around 0 (blue < 0 < red)."""
     limit = float(np.nanmax(np.abs(values.to_numpy()))) or 1.0
-    fig = Figure(figsize=(1.2 * values.shape[1] + 3.2, 0.36 * values.shape[0] + 1.4))
+    fig = Figure(figsize=(1.2 * values.shape[1] + 3.2, 0.36 * values.shape[0] + 1.4), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(values.to_numpy(), cmap="RdBu_r", norm=TwoSlopeNorm(0, -limit, limit), aspect="auto")
     ax.set_xticks(range(values.shape[1]), values.columns)
@@ -36,7 +37,8 @@ def diverging_heatmap(values: pd.DataFrame, marks: pd.DataFrame | None, title: s
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             mark = "" if marks is None else marks.iat[i, j]
-            ax.text(j, i, f"{values.iat[i, j]:.2f}{mark}", ha="center", va="center", fontsize=7)
+            colour = "white" if abs(values.iat[i, j]) > 0.6 * limit else "black"
+            ax.text(j, i, f"{values.iat[i, j]:.2f}{mark}", ha="center", va="center", fontsize=7, color=colour)
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label=unit, shrink=0.8)
     return to_data_uri(fig)
@@ -47,8 +49,8 @@ def forest_plots(coefficients: pd.DataFrame) -> str:
     coefs = coefficients[coefficients["au"] != "const"]
     emotions = list(dict.fromkeys(coefs["emotion"]))
     aus = list(dict.fromkeys(coefs["au"]))
-    fig = Figure(figsize=(3.0 * len(emotions) + 1.5, 0.3 * len(aus) + 1.5))
-    axes = fig.subplots(1, len(emotions), sharey=True, squeeze=False)[0]
+    fig = Figure(figsize=(3.0 * len(emotions) + 1.5, 0.3 * len(aus) + 1.5), layout="constrained")
+    axes = fig.subplots(1, len(emotions), sharex=True, sharey=True, squeeze=False)[0]
     for ax, emotion in zip(axes, emotions, strict=True):
         part = coefs[coefs["emotion"] == emotion].set_index("au").reindex(aus)
         y = np.arange(len(aus))[::-1]
@@ -64,6 +66,9 @@ def forest_plots(coefficients: pd.DataFrame) -> str:
         ax.scatter(part["odds_ratio"], y, c=np.where(significant, "C3", "0.6"), s=14, zorder=3)
         ax.axvline(1.0, color="k", lw=0.8)
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator([0.01, 0.1, 0.3, 1, 3, 10, 100]))
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(emotion)
         ax.set_xlabel("odds ratio per unit")
     axes[0].set_yticks(np.arange(len(aus))[::-1], [au_label(a) for a in aus])
@@ -73,7 +78,7 @@ def forest_plots(coefficients: pd.DataFrame) -> str:
 def confusion_heatmap(counts: pd.DataFrame) -> str:
     """Row-normalised confusion matrix; each cell shows the share and the count."""
     share = counts.div(counts.sum(axis=1), axis=0)
-    fig = Figure(figsize=(6.2, 5))
+    fig = Figure(figsize=(6.2, 5), layout="constrained")
     ax = fig.subplots()
     ax.imshow(share.to_numpy(), cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(counts.columns)), counts.columns, rotation=30)
@@ -90,7 +95,7 @@ def confusion_heatmap(counts: pd.DataFrame) -> str:
 
 def per_class_bars(per_class: pd.DataFrame) -> str:
     """Grouped bars of precision, recall and F1 per emotion."""
-    fig = Figure(figsize=(7, 3.2))
+    fig = Figure(figsize=(7, 3.2), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(per_class))
     for k, metric in enumerate(("precision", "recall", "f1")):
@@ -98,17 +103,4 @@ def per_class_bars(per_class: pd.DataFrame) -> str:
     ax.set_xticks(x, per_class["emotion"])
     ax.set_ylim(0, 1)
     ax.legend(ncols=3, loc="upper center", bbox_to_anchor=(0.5, 1.18), frameon=False)
-    return to_data_uri(fig)
-
-
-def contribution_bars(parts: pd.Series, title: str) -> str:
-    """Horizontal bars of one face's contributions to one emotion's log-odds."""
-    fig = Figure(figsize=(4.2, 0.26 * len(parts) + 0.9))
-    ax = fig.subplots()
-    y = np.arange(len(parts))[::-1]
-    ax.barh(y, parts.to_numpy(), color=np.where(parts.to_numpy() > 0, "C3", "C0"))
-    ax.set_yticks(y, [au_label(t) if t != "const" else "intercept" for t in parts.index], fontsize=7)
-    ax.axvline(0, color="k", lw=0.8)
-    ax.set_title(title, fontsize=8)
-    ax.tick_params(axis="x", labelsize=7)
     return to_data_uri(fig)

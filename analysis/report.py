@@ -90,18 +90,25 @@ def _example_cards(examples: pd.DataFrame, explanations: pd.DataFrame, reference
         if shown == reference:  # predicted and true are both the reference: show the runner-up
             shown = parts.groupby("emotion")["contribution"].sum().idxmax()
         terms = parts[parts["emotion"] == shown].set_index("term")["contribution"]
-        log_odds = float(terms.sum())
         top = terms.reindex(terms.abs().sort_values(ascending=False).index)
         bars = top.iloc[:TOP_TERMS]
         if len(top) > TOP_TERMS:
             bars = pd.concat([bars, pd.Series({f"{len(top) - TOP_TERMS} other terms": top.iloc[TOP_TERMS:].sum()})])
-        title = f"row {example['row']}: log-odds {shown} vs {reference} = {log_odds:+.2f}"
+        scale = float(bars.abs().max()) or 1.0
         cards.append(
             {
                 **example.to_dict(),
                 "shown": shown,
-                "log_odds": log_odds,
-                "image_uri": figures.contribution_bars(bars, title),
+                "log_odds": float(terms.sum()),
+                "bars": [
+                    {
+                        "term": au_label(term) if term in terms.index and term != "const" else
+                        ("intercept" if term == "const" else term),
+                        "value": float(value),
+                        "width": round(48 * abs(value) / scale, 1),
+                    }
+                    for term, value in bars.items()
+                ],
             }
         )
     return cards
