@@ -24,7 +24,26 @@ from analysis.files import atomic_path
 from analysis.labels import EMOTIONS, name_for
 
 _AU_R = ("01", "02", "04", "05", "06", "07", "09", "10", "12", "14", "15", "17", "20", "23", "25", "26", "45")
-_AU_C = ("01", "02", "04", "05", "06", "07", "09", "10", "12", "14", "15", "17", "20", "23", "25", "26", "28", "45")
+_AU_C = (
+    "01",
+    "02",
+    "04",
+    "05",
+    "06",
+    "07",
+    "09",
+    "10",
+    "12",
+    "14",
+    "15",
+    "17",
+    "20",
+    "23",
+    "25",
+    "26",
+    "28",
+    "45",
+)
 AU_R_COLUMNS: tuple[str, ...] = tuple(f"AU{n}_r" for n in _AU_R)
 AU_C_COLUMNS: tuple[str, ...] = tuple(f"AU{n}_c" for n in _AU_C)
 

@@ -25,8 +25,10 @@ def benchmark(input_path: Path, scales: list[int], seed: int = 0, n_jobs: int = 
     for scale in scales:
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             row = pool.submit(_one, str(input_path), scale, seed, n_jobs).result()
-        print(f"{row['rows']:>9,} {row['fit_seconds']:>7.1f} {row['cv_seconds']:>6.1f} "
-              f"{row['total_seconds']:>8.1f} {row['peak_main_mib']:>9.0f} {row['peak_worker_mib']:>11.0f}")
+        print(
+            f"{row['rows']:>9,} {row['fit_seconds']:>7.1f} {row['cv_seconds']:>6.1f} "
+            f"{row['total_seconds']:>8.1f} {row['peak_main_mib']:>9.0f} {row['peak_worker_mib']:>11.0f}"
+        )
         rows.append(row)
     return rows
 

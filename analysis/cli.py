@@ -20,23 +20,40 @@ def main(argv: list[str] | None = None) -> int:
     fit = commands.add_parser("fit-logit", help="fit the multinomial AU logit and write its report")
     _table_options(fit)
     fit.add_argument("--out", default="reports", help="output folder (default: reports)")
-    fit.add_argument("--reference", default="neutral", choices=EMOTIONS, help="base emotion (default: neutral)")
-    fit.add_argument("--seed", type=int, default=0, help="seed of the CV folds and example choice (default: 0)")
+    fit.add_argument(
+        "--reference", default="neutral", choices=EMOTIONS, help="base emotion (default: neutral)"
+    )
+    fit.add_argument(
+        "--seed", type=int, default=0, help="seed of the CV folds and example choice (default: 0)"
+    )
     fit.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
-    fit.add_argument("--quality-policy", default="drop", choices=POLICIES,
-                     help="drop exact duplicates, conflicting and all-zero rows, or keep all (default: drop)")
-    fit.add_argument("--keep-unsuccessful", action="store_true",
-                     help="keep rows whose OpenFace success is 0 (dropped by default)")
-    fit.add_argument("--jobs", type=int, default=-1, help="processes for the LR-test refits (default: all CPUs)")
+    fit.add_argument(
+        "--quality-policy",
+        default="drop",
+        choices=POLICIES,
+        help="drop exact duplicates, conflicting and all-zero rows, or keep all (default: drop)",
+    )
+    fit.add_argument(
+        "--keep-unsuccessful",
+        action="store_true",
+        help="keep rows whose OpenFace success is 0 (dropped by default)",
+    )
+    fit.add_argument(
+        "--jobs", type=int, default=-1, help="processes for the LR-test refits (default: all CPUs)"
+    )
     fit.add_argument("--quiet", action="store_true", help="no progress bars")
 
     report = commands.add_parser("report-logit", help="re-render reports/logit.html from the results files")
     report.add_argument("--out", default="reports", help="folder holding logit/ (default: reports)")
 
-    explain = commands.add_parser("explain", help="per-AU contributions of chosen rows to each emotion's log-odds")
+    explain = commands.add_parser(
+        "explain", help="per-AU contributions of chosen rows to each emotion's log-odds"
+    )
     _table_options(explain)
     explain.add_argument("--model", default="reports/logit/model.json", help="model JSON from fit-logit")
-    explain.add_argument("--rows", required=True, help="data row numbers (1 = first data row), comma-separated")
+    explain.add_argument(
+        "--rows", required=True, help="data row numbers (1 = first data row), comma-separated"
+    )
 
     bench = commands.add_parser("benchmark-logit", help="time and peak memory of the whole fit")
     bench.add_argument("--input", default=str(DEFAULT_INPUT), help="seed-coded AU table to resample")
@@ -53,10 +70,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _table_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--input", default=None, help=f"AU table CSV (default: the bundled {DEFAULT_INPUT.name})")
-    sub.add_argument("--label-column", default=None, help="column with the emotion (default: label, else emotion)")
-    sub.add_argument("--label-coding", default=None, choices=("auto", "name", "seed", "fer2013"),
-                     help="how labels are written (default: seed for the bundled data, else auto = names)")
+    sub.add_argument(
+        "--input", default=None, help=f"AU table CSV (default: the bundled {DEFAULT_INPUT.name})"
+    )
+    sub.add_argument(
+        "--label-column", default=None, help="column with the emotion (default: label, else emotion)"
+    )
+    sub.add_argument(
+        "--label-coding",
+        default=None,
+        choices=("auto", "name", "seed", "fer2013"),
+        help="how labels are written (default: seed for the bundled data, else auto = names)",
+    )
 
 
 def _table_args(args: argparse.Namespace) -> tuple[Path, str]:
@@ -71,14 +96,25 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         path, coding = _table_args(args)
         run = run_fit_logit(
-            path, args.out, label_column=args.label_column, label_coding=coding, reference=args.reference,
-            seed=args.seed, folds=args.folds, quality_policy=args.quality_policy,
-            drop_unsuccessful=not args.keep_unsuccessful, n_jobs=args.jobs, progress=not args.quiet,
+            path,
+            args.out,
+            label_column=args.label_column,
+            label_coding=coding,
+            reference=args.reference,
+            seed=args.seed,
+            folds=args.folds,
+            quality_policy=args.quality_policy,
+            drop_unsuccessful=not args.keep_unsuccessful,
+            n_jobs=args.jobs,
+            progress=not args.quiet,
         )
         m = run.metrics
-        print(f"rows fitted {m['n_rows']} | CV accuracy {m['cv_accuracy']:.3f} | macro-F1 {m['cv_macro_f1']:.3f} "
-              f"| majority {m['majority_accuracy']:.3f} | pseudo-R2 {m['pseudo_r2']:.3f} "
-              f"| fit {m['fit_seconds']:.2f} s | total {m['total_seconds']:.1f} s")
+        print(
+            f"rows fitted {m['n_rows']} | CV accuracy {m['cv_accuracy']:.3f} "
+            f"| macro-F1 {m['cv_macro_f1']:.3f} "
+            f"| majority {m['majority_accuracy']:.3f} | pseudo-R2 {m['pseudo_r2']:.3f} "
+            f"| fit {m['fit_seconds']:.2f} s | total {m['total_seconds']:.1f} s"
+        )
         for warning in m["warnings"]:
             print(f"warning: {warning}")
         print(f"wrote {run.results_dir}/ and {run.report}")
@@ -117,8 +153,10 @@ def _explain(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 160, "display.precision", 3):
         for n in numbers:
             row = table.iloc[n - 1]
-            print(f"\ndata row {n}: true {row['label']}, predicted {proba.loc[row.name].idxmax()} "
-                  f"(p = {proba.loc[row.name].max():.3f})")
+            print(
+                f"\ndata row {n}: true {row['label']}, predicted {proba.loc[row.name].idxmax()} "
+                f"(p = {proba.loc[row.name].max():.3f})"
+            )
             parts = model.explain(row)
             parts.loc["log-odds"] = parts.sum()
             print(parts)

@@ -88,8 +88,15 @@ def confusion_heatmap(counts: pd.DataFrame) -> str:
     for i in range(share.shape[0]):
         for j in range(share.shape[1]):
             colour = "white" if share.iat[i, j] > 0.6 else "black"
-            ax.text(j, i, f"{share.iat[i, j]:.2f}\n({counts.iat[i, j]})", ha="center", va="center",
-                    fontsize=8, color=colour)
+            ax.text(
+                j,
+                i,
+                f"{share.iat[i, j]:.2f}\n({counts.iat[i, j]})",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color=colour,
+            )
     return to_data_uri(fig)
 
 

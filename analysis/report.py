@@ -27,10 +27,19 @@ def render_logit_report(results_dir: str | Path, html_path: str | Path) -> Path:
     """
     results = Path(results_dir)
     metrics = json.loads((results / "metrics.json").read_text(encoding="utf-8"))
-    read = {name: pd.read_csv(results / f"{name}.csv") for name in (
-        "coefficients", "marginal_effects", "lr_tests", "vif", "cv_per_class", "facs",
-        "examples", "explanations",
-    )}
+    read = {
+        name: pd.read_csv(results / f"{name}.csv")
+        for name in (
+            "coefficients",
+            "marginal_effects",
+            "lr_tests",
+            "vif",
+            "cv_per_class",
+            "facs",
+            "examples",
+            "explanations",
+        )
+    }
     confusion = pd.read_csv(results / "confusion.csv", index_col=0)
     class_means = pd.read_csv(results / "class_means.csv", index_col=0)
     coefs, ame = read["coefficients"], read["marginal_effects"]
@@ -41,15 +50,19 @@ def render_logit_report(results_dir: str | Path, html_path: str | Path) -> Path:
     order_aus = list(dict.fromkeys(terms["au"]))
     order_emotions = list(dict.fromkeys(terms["emotion"]))
     coef_wide = coef_wide.reindex(index=order_aus, columns=order_emotions)
-    marks = terms.assign(mark=terms["p"].map(figures.stars)).pivot(
-        index="au", columns="emotion", values="mark"
-    ).reindex(index=order_aus, columns=order_emotions)
+    marks = (
+        terms.assign(mark=terms["p"].map(figures.stars))
+        .pivot(index="au", columns="emotion", values="mark")
+        .reindex(index=order_aus, columns=order_emotions)
+    )
     ame_wide = ame.pivot(index="au", columns="emotion", values="dydx").reindex(
         index=order_aus, columns=metrics["classes"]
     )
-    ame_marks = ame.assign(mark=ame["p"].map(figures.stars)).pivot(
-        index="au", columns="emotion", values="mark"
-    ).reindex(index=order_aus, columns=metrics["classes"])
+    ame_marks = (
+        ame.assign(mark=ame["p"].map(figures.stars))
+        .pivot(index="au", columns="emotion", values="mark")
+        .reindex(index=order_aus, columns=metrics["classes"])
+    )
 
     images = {
         "coef_heatmap": figures.diverging_heatmap(
@@ -62,20 +75,24 @@ def render_logit_report(results_dir: str | Path, html_path: str | Path) -> Path:
         "confusion": figures.confusion_heatmap(confusion),
         "per_class": figures.per_class_bars(read["cv_per_class"]),
     }
-    page = _environment().get_template("logit.html.j2").render(
-        m=metrics,
-        reference=reference,
-        images=images,
-        coefficients=coefs,
-        lr_tests=read["lr_tests"],
-        vif=read["vif"],
-        ame=ame,
-        per_class=read["cv_per_class"],
-        confusion=confusion,
-        class_means=class_means,
-        facs=read["facs"],
-        examples=_example_cards(read["examples"], read["explanations"], reference),
-        au_label=au_label,
+    page = (
+        _environment()
+        .get_template("logit.html.j2")
+        .render(
+            m=metrics,
+            reference=reference,
+            images=images,
+            coefficients=coefs,
+            lr_tests=read["lr_tests"],
+            vif=read["vif"],
+            ame=ame,
+            per_class=read["cv_per_class"],
+            confusion=confusion,
+            class_means=class_means,
+            facs=read["facs"],
+            examples=_example_cards(read["examples"], read["explanations"], reference),
+            au_label=au_label,
+        )
     )
     write_text(html_path, page)
     return Path(html_path)
@@ -93,7 +110,9 @@ def _example_cards(examples: pd.DataFrame, explanations: pd.DataFrame, reference
         top = terms.reindex(terms.abs().sort_values(ascending=False).index)
         bars = top.iloc[:TOP_TERMS]
         if len(top) > TOP_TERMS:
-            bars = pd.concat([bars, pd.Series({f"{len(top) - TOP_TERMS} other terms": top.iloc[TOP_TERMS:].sum()})])
+            bars = pd.concat(
+                [bars, pd.Series({f"{len(top) - TOP_TERMS} other terms": top.iloc[TOP_TERMS:].sum()})]
+            )
         scale = float(bars.abs().max()) or 1.0
         cards.append(
             {
@@ -102,8 +121,9 @@ def _example_cards(examples: pd.DataFrame, explanations: pd.DataFrame, reference
                 "log_odds": float(terms.sum()),
                 "bars": [
                     {
-                        "term": au_label(term) if term in terms.index and term != "const" else
-                        ("intercept" if term == "const" else term),
+                        "term": au_label(term)
+                        if term in terms.index and term != "const"
+                        else ("intercept" if term == "const" else term),
                         "value": float(value),
                         "width": round(48 * abs(value) / scale, 1),
                     }

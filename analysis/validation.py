@@ -92,9 +92,7 @@ def cross_validate(
 
     pred = prob.argmax(axis=1)
     labels = list(range(len(classes)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y, pred, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
     metrics = {
         "cv_folds": folds,
         "cv_seed": seed,

@@ -1,0 +1,131 @@
+"""The AU table contract: reading real OpenFace tables and rejecting bad ones clearly."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from analysis.au_table import (
+    AU_C_COLUMNS,
+    AU_R_COLUMNS,
+    AUTableError,
+    read_au_table,
+    six_class_rows,
+    write_au_table,
+)
+from tests.conftest import OPENFACE_SAMPLE
+
+
+def test_seed_table_with_header_spaces_and_crlf(seed_csv):
+    assert b"\r\n" in seed_csv.read_bytes()[:400] and seed_csv.read_text().startswith(" AU01_r")
+    table = read_au_table(seed_csv, label_coding="seed")
+    assert len(table) == 4473
+    assert list(table.columns[:17]) == list(AU_R_COLUMNS)
+    counts = table["label"].value_counts().to_dict()
+    # data/seed_au/README.md: neutral's 700 include one mislabelled happy row
+    assert counts == {
+        "angry": 712,
+        "disgust": 219,
+        "happy": 764,
+        "neutral": 700,
+        "sad": 1038,
+        "surprise": 1040,
+    }
+    assert table[list(AU_R_COLUMNS)].dtypes.eq(float).all()
+
+
+def test_openface_table_with_presence_columns_and_fear():
+    table = read_au_table(OPENFACE_SAMPLE)  # text labels: auto coding reads names
+    assert set(AU_C_COLUMNS) <= set(table.columns)
+    assert table.loc[0, "image"].startswith("PrivateTest_")
+    assert (table["label"] == "fear").sum() == 10
+    assert len(six_class_rows(table)) == len(table) - 10
+
+
+def test_integer_labels_need_a_coding(seed_csv):
+    with pytest.raises(AUTableError, match="integer codes.*seed.*fer2013"):
+        read_au_table(seed_csv)
+
+
+def test_fer2013_coding_maps_six_to_neutral(tmp_path, seed_csv):
+    raw = pd.read_csv(seed_csv, skipinitialspace=True).head(20)
+    raw["emotion"] = [6, 2] * 10
+    path = tmp_path / "fer.csv"
+    raw.to_csv(path, index=False)
+    assert set(read_au_table(path, label_coding="fer2013")["label"]) == {"neutral", "fear"}
+
+
+def test_write_round_trip_is_atomic(tmp_path):
+    table = read_au_table(OPENFACE_SAMPLE)
+    out = tmp_path / "sub" / "table.csv"
+    write_au_table(table.drop(columns="image").assign(image=table["image"]), out)
+    assert list(pd.read_csv(out, nrows=0).columns[:2]) == ["image", "label"]
+    again = read_au_table(out)
+    pd.testing.assert_frame_equal(again[list(AU_R_COLUMNS)], table[list(AU_R_COLUMNS)])
+    assert [p.name for p in out.parent.iterdir()] == ["table.csv"]  # no temporary file left
+
+
+def _broken(tmp_path, seed_csv, edit) -> str:
+    """Write the real seed table with one defect; return the path."""
+    raw = pd.read_csv(seed_csv, dtype=str, skipinitialspace=True).head(200)
+    raw.columns = [c.strip() for c in raw.columns]
+    raw = edit(raw)
+    path = tmp_path / "broken.csv"
+    raw.to_csv(path, index=False)
+    return path
+
+
+def _set(column, row, value):
+    def edit(raw):
+        raw.loc[row, column] = value
+        return raw
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda r: r.drop(columns=["AU12_r", "AU45_r"]), r"missing AU column\(s\) AU12_r, AU45_r"),
+        (_set("AU04_r", 6, "strong"), r"column AU04_r, data row 7 \(line 8\): 'strong' is not a number"),
+        (_set("AU06_r", 9, ""), r"column AU06_r, data row 10 \(line 11\): empty cell"),
+        (_set("AU06_r", 3, "NaN"), r"column AU06_r, data row 4 .*'NaN' is not a number"),
+        (_set("AU12_r", 11, "5.5"), r"column AU12_r, data row 12 .*5.5 is outside 0-5"),
+        (_set("AU01_r", 0, "-0.1"), r"column AU01_r, data row 1 .*-0.1 is outside 0-5"),
+        (_set("emotion", 5, "9"), r"column emotion, data row 6 .*unknown label '9'"),
+        (lambda r: r.assign(emotion="0"), r"fewer than two classes"),
+        (lambda r: r.rename(columns={"emotion": "mood"}), r"no label column"),
+    ],
+)
+def test_bad_input_names_file_column_and_row(tmp_path, seed_csv, edit, message):
+    path = _broken(tmp_path, seed_csv, edit)
+    with pytest.raises(AUTableError, match=message) as info:
+        read_au_table(path, label_coding="seed")
+    assert str(path) in str(info.value)
+
+
+def test_presence_must_be_binary(tmp_path):
+    raw = pd.read_csv(OPENFACE_SAMPLE, dtype=str)
+    raw.loc[2, "AU12_c"] = "0.5"
+    path = tmp_path / "c.csv"
+    raw.to_csv(path, index=False)
+    with pytest.raises(AUTableError, match=r"AU12_c, data row 3 .*not 0 or 1"):
+        read_au_table(path)
+
+
+def test_empty_and_header_only_and_missing_files(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(AUTableError, match="empty"):
+        read_au_table(empty)
+    header = tmp_path / "header.csv"
+    header.write_text(",".join([*AU_R_COLUMNS, "label"]) + "\n")
+    with pytest.raises(AUTableError, match="no data rows"):
+        read_au_table(header)
+    with pytest.raises(AUTableError, match="no such file"):
+        read_au_table(tmp_path / "absent.csv")
+
+
+def test_explicit_label_column_must_exist(seed_csv):
+    with pytest.raises(AUTableError, match="label column 'target' not found"):
+        read_au_table(seed_csv, label_column="target", label_coding="seed")
