@@ -49,7 +49,7 @@ def _one(input_path: str, scale: int, seed: int, n_jobs: int) -> dict:
     start = time.perf_counter()
     fit = fit_logit(table, features, n_jobs=n_jobs)
     fitted = time.perf_counter()
-    cross_validate(table, features, fit.model.classes, seed=seed)
+    cross_validate(table, features, fit.model.classes, seed=seed, n_jobs=n_jobs)
     done = time.perf_counter()
     get_reusable_executor().shutdown(wait=True)  # reap workers so RUSAGE_CHILDREN sees them
     kib = 1024

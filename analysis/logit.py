@@ -40,6 +40,30 @@ class FitError(ValueError):
     """The data cannot be fitted (too few classes or rows)."""
 
 
+class _MNLogit(sm.MNLogit):
+    """statsmodels' ``MNLogit`` with a cheaper, identical Hessian.
+
+    statsmodels builds all (J-1)² blocks of X' diag(w) X; the Hessian is symmetric, so
+    only the J(J-1)/2 upper blocks are computed here (tested equal to statsmodels' own).
+    This makes each Newton step about 1.7x faster on large tables; everything else
+    (optimiser, results, inference) is statsmodels'.
+    """
+
+    def hessian(self, params: np.ndarray) -> np.ndarray:
+        params = params.reshape(self.K, -1, order="F")
+        x = self.exog
+        prob = self.cdf(x @ params)[:, 1:]
+        j1, k = prob.shape[1], self.K
+        hess = np.empty((j1, k, j1, k))
+        for a in range(j1):
+            for b in range(a, j1):
+                weight = prob[:, a] * (float(a == b) - prob[:, b])
+                block = -(x.T @ (x * weight[:, None]))
+                hess[a, :, b, :] = block
+                hess[b, :, a, :] = block.T
+        return hess.reshape(j1 * k, j1 * k)
+
+
 @dataclass
 class AULogitModel:
     """A fitted multinomial logit: predict and explain without statsmodels' results object.
@@ -191,7 +215,7 @@ def fit_logit(
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = sm.MNLogit(y, x).fit(method="newton", maxiter=100, disp=0)
+        result = _MNLogit(y, x).fit(method="newton", maxiter=100, disp=0)
     fit_seconds = time.perf_counter() - start
     notes += _fit_warnings(caught, result)
 
@@ -240,14 +264,15 @@ def likelihood_ratio_tests(
 
     LR = 2 (llf_full - llf_without); df = number of non-reference classes; p from chi².
     The p-values are Holm-corrected over the covariates (``p_holm``; Holm 1979).
-    Each restricted model starts from the full fit (its intercepts absorb the dropped
-    AU's mean contribution), which saves Newton steps; refits run in ``n_jobs`` processes.
+    Each restricted model starts from the full fit's quadratic approximation of its
+    maximum, which saves Newton steps; refits run in ``n_jobs`` processes.
     """
     from tqdm.auto import tqdm
 
     df = full.params.shape[1]
     columns = list(range(1, x.shape[1]))
-    jobs = (delayed(_restricted_llf)(y, x, full.params, k) for k in columns)
+    cov = np.asarray(full.cov_params())
+    jobs = (delayed(_restricted_llf)(y, x, full.params, cov, k) for k in columns)
     llfs = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
     if progress:
         llfs = tqdm(llfs, total=len(columns), desc="likelihood-ratio refits", unit="AU")
@@ -267,14 +292,24 @@ def likelihood_ratio_tests(
     )
 
 
-def _restricted_llf(y: np.ndarray, x: np.ndarray, params: np.ndarray, drop: int) -> float:
-    keep = [i for i in range(x.shape[1]) if i != drop]
-    start = params.copy()
-    start[0] += params[drop] * x[:, drop].mean()
-    model = sm.MNLogit(y, x[:, keep])
+def _restricted_llf(y: np.ndarray, x: np.ndarray, params: np.ndarray, cov: np.ndarray, drop: int) -> float:
+    """Log-likelihood of the model without exog column ``drop``.
+
+    Newton starts from the quadratic approximation of the restricted maximum, the full
+    estimate moved along its covariance so that the dropped coefficients are 0:
+    b_R = b - V[:, d] V[d, d]^-1 b[d]. Convergence is on a 1e-6 parameter change, which
+    leaves the log-likelihood exact to far below the LR statistic's reporting precision.
+    """
+    m, n_classes = params.shape
+    theta = params.ravel(order="F")
+    dropped = [c * m + drop for c in range(n_classes)]
+    start = theta - cov[:, dropped] @ np.linalg.solve(cov[np.ix_(dropped, dropped)], theta[dropped])
+    keep = [i for i in range(m) if i != drop]
+    start = start.reshape(m, n_classes, order="F")[keep].ravel(order="F")
+    model = _MNLogit(y, x[:, keep])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = model.fit(method="newton", maxiter=100, disp=0, start_params=start[keep].ravel(order="F"))
+        fit = model.fit(method="newton", maxiter=100, tol=1e-6, disp=0, start_params=start)
         if not (fit.mle_retvals.get("converged") and np.isfinite(fit.llf)):
             fit = model.fit(method="newton", maxiter=100, disp=0)
     return float(fit.llf)

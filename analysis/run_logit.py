@@ -73,7 +73,7 @@ def run_fit_logit(
 
     fit = fit_logit(rows, features, reference=reference, n_jobs=n_jobs, progress=progress)
     classes = fit.model.classes
-    cv = cross_validate(rows, features, classes, folds=folds, seed=seed, progress=progress)
+    cv = cross_validate(rows, features, classes, folds=folds, seed=seed, n_jobs=n_jobs, progress=progress)
     facs = facs_agreement(fit.coefficients)
 
     predicted = fit.model.predict(rows)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
@@ -59,6 +60,7 @@ def cross_validate(
     classes: list[str],
     folds: int = 5,
     seed: int = 0,
+    n_jobs: int = -1,
     progress: bool = False,
 ) -> CrossValidation:
     """Stratified ``folds``-fold CV of the plain logit and the majority baseline.
@@ -69,6 +71,7 @@ def cross_validate(
         classes: emotion names in report order (the reference first).
         folds: number of folds (shuffled, ``random_state=seed``).
         seed: fixes the fold assignment, so the same input gives the same numbers.
+        n_jobs: processes for the folds (joblib; -1 = all CPUs).
         progress: show a progress bar over the folds.
 
     Returns:
@@ -78,17 +81,17 @@ def cross_validate(
 
     x = table[features].to_numpy(dtype=float)
     y = table[LABEL].map({c: i for i, c in enumerate(classes)}).to_numpy()
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y))
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(_fold)(x, y, train, test) for train, test in splits
+    )
+    if progress:
+        results = tqdm(results, total=folds, desc="cross-validation", unit="fold")
     prob = np.zeros((len(y), len(classes)))
     majority = np.zeros(len(y), dtype=int)
-    splits = splitter.split(x, y)
-    if progress:
-        splits = tqdm(splits, total=folds, desc="cross-validation", unit="fold")
-    for train, test in splits:
-        model = plain_logit().fit(x[train], y[train])
-        prob[np.ix_(test, model.classes_)] = model.predict_proba(x[test])
-        dummy = DummyClassifier(strategy="most_frequent").fit(x[train], y[train])
-        majority[test] = dummy.predict(x[test])
+    for test, fitted_classes, fold_prob, fold_majority in results:
+        prob[np.ix_(test, fitted_classes)] = fold_prob
+        majority[test] = fold_majority
 
     pred = prob.argmax(axis=1)
     labels = list(range(len(classes)))
@@ -113,3 +116,9 @@ def cross_validate(
     )
     probabilities = pd.DataFrame(prob, index=table.index, columns=classes)
     return CrossValidation(metrics, per_class, confusion, probabilities)
+
+
+def _fold(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray):
+    model = plain_logit().fit(x[train], y[train])
+    majority = DummyClassifier(strategy="most_frequent").fit(x[train], y[train]).predict(x[test])
+    return test, model.classes_, model.predict_proba(x[test]), majority

@@ -159,3 +159,13 @@ def test_openface_table_fits_unchanged(tmp_path):
     assert run.metrics["fear_rows_excluded"] == 10
     assert run.metrics["rows_read"] == 356
     assert "image" in pd.read_csv(run.results_dir / "examples.csv").columns
+
+
+def test_fast_hessian_equals_statsmodels(statsmodels_reference):
+    from analysis.logit import _MNLogit
+
+    _, y, x, result = statsmodels_reference
+    params = result.params.ravel(order="F") * 0.7  # away from the optimum too
+    np.testing.assert_allclose(
+        _MNLogit(y, x).hessian(params), sm.MNLogit(y, x).hessian(params), rtol=1e-10, atol=1e-8
+    )
