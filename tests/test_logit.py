@@ -169,3 +169,11 @@ def test_fast_hessian_equals_statsmodels(statsmodels_reference):
     np.testing.assert_allclose(
         _MNLogit(y, x).hessian(params), sm.MNLogit(y, x).hessian(params), rtol=1e-10, atol=1e-8
     )
+
+
+def test_vif_equals_statsmodels(statsmodels_reference, seed_run):
+    from statsmodels.stats.outliers_influence import variance_inflation_factor
+
+    _, _, x, _ = statsmodels_reference
+    expected = [variance_inflation_factor(x, i) for i in range(1, x.shape[1])]
+    np.testing.assert_allclose(seed_run.fit.vif["vif"], expected, rtol=1e-8)
