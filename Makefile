@@ -13,9 +13,20 @@ REFERENCE ?= neutral
 SEED      ?= 0
 POLICY    ?= drop
 
-.PHONY: help install fit-logit report-logit benchmark-logit test lint clean
+# openface options (IN is required; OUT given on the command line is the AU table)
+BACKEND      ?= docker
+OPENFACE_BIN ?=
+WORKERS      ?=
+UPSCALE      ?= auto
+OPENFACE_ARGS ?=
+OPENFACE_OUT  = $(if $(filter command line environment,$(origin OUT)),$(OUT),data/openface/au_table.csv)
+
+.PHONY: help install openface benchmark-openface fit-logit report-logit benchmark-logit test lint clean
 
 help:
+	@echo "make openface IN=<image folder> [OUT=<AU table .csv>] [BACKEND=docker|native]"
+	@echo "                 [OPENFACE_BIN=<FaceLandmarkImg>] [WORKERS=<n>] [UPSCALE=<factor>|auto] [OPENFACE_ARGS=\"...\"]"
+	@echo "                 run OpenFace over the images; writes the AU table and <table>.failures.csv"
 	@echo "make fit-logit   fit the multinomial AU logit, write reports/logit/ and reports/logit.html"
 	@echo "                 options: IN=<AU table .csv> OUT=<folder> LABEL_COL=<col> CODING=name|seed|fer2013"
 	@echo "                          REFERENCE=<emotion> SEED=<n> POLICY=drop|keep"
@@ -30,6 +41,18 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+openface: $(VENV)/.installed
+	@test -n "$(IN)" || { echo "make openface needs IN=<image folder>"; exit 2; }
+	$(PY) -m openface_runner run --in "$(IN)" --out "$(OPENFACE_OUT)" --backend $(BACKEND) --upscale $(UPSCALE) \
+		$(if $(OPENFACE_BIN),--openface-bin "$(OPENFACE_BIN)") $(if $(WORKERS),--workers $(WORKERS)) \
+		$(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)")
+
+benchmark-openface: $(VENV)/.installed
+	@test -n "$(IN)" || { echo "make benchmark-openface needs IN=<image folder>"; exit 2; }
+	$(PY) -m openface_runner benchmark --in "$(IN)" --backend $(BACKEND) --upscale $(UPSCALE) \
+		$(if $(OPENFACE_BIN),--openface-bin "$(OPENFACE_BIN)") $(if $(WORKERS),--workers $(WORKERS)) \
+		$(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)")
 
 fit-logit: $(VENV)/.installed
 	$(PY) -m analysis fit-logit --out $(OUT) --reference $(REFERENCE) --seed $(SEED) --quality-policy $(POLICY) \
