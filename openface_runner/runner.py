@@ -91,10 +91,10 @@ def run_openface(
 
     started = time.perf_counter()
     out_csv = Path(out_csv)
+    images, skipped = discover(in_dir)
     folders = RunFolders(Path(run_dir) if run_dir else out_csv.with_name(out_csv.name + ".run"))
     staged_dir, done_dir = folders.root / "staged", folders.root / "done"
     done_dir.mkdir(parents=True, exist_ok=True)
-    images, skipped = discover(in_dir)
     failures: dict[str, tuple[InputImage | None, str]] = {rel: (None, reason) for rel, _, reason in skipped}
     labels = {rel: label for rel, label, _ in skipped}
 
