@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 
-def benchmark(input_path: Path, scales: list[int], seed: int = 0, n_jobs: int = -1) -> list[dict]:
+def benchmark(input_path: Path, scales: list[int], seed: int = 0, n_jobs: int | None = None) -> list[dict]:
     """Print and return time (seconds) and peak memory (MiB) per resampling factor.
 
     A factor k draws k x n rows with replacement (``numpy`` generator, ``seed``) from the
@@ -33,7 +33,7 @@ def benchmark(input_path: Path, scales: list[int], seed: int = 0, n_jobs: int = 
     return rows
 
 
-def _one(input_path: str, scale: int, seed: int, n_jobs: int) -> dict:
+def _one(input_path: str, scale: int, seed: int, n_jobs: int | None) -> dict:
     import numpy as np
     from joblib.externals.loky import get_reusable_executor
 

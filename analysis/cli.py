@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         help="keep rows whose OpenFace success is 0 (dropped by default)",
     )
     fit.add_argument(
-        "--jobs", type=int, default=-1, help="processes for the LR-test refits (default: all CPUs)"
+        "--jobs", type=int, default=None, help="processes for LR refits and CV folds (default: auto)"
     )
     fit.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--input", default=str(DEFAULT_INPUT), help="seed-coded AU table to resample")
     bench.add_argument("--scales", default="1,100", help="resampling factors (default: 1,100)")
     bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument("--jobs", type=int, default=-1)
+    bench.add_argument("--jobs", type=int, default=None, help="processes (default: auto)")
 
     args = parser.parse_args(argv)
     try:

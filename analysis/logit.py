@@ -42,25 +42,33 @@ class FitError(ValueError):
 class _MNLogit(sm.MNLogit):
     """statsmodels' ``MNLogit`` with a cheaper, identical Hessian.
 
-    statsmodels builds all (J-1)² blocks of X' diag(w) X; the Hessian is symmetric, so
-    only the J(J-1)/2 upper blocks are computed here (tested equal to statsmodels' own).
-    This makes each Newton step about 1.7x faster on large tables; everything else
-    (optimiser, results, inference) is statsmodels'.
+    statsmodels builds all (J-1)² blocks of X' diag(w) X over all rows at once; the
+    Hessian is symmetric, so only the J(J-1)/2 upper blocks are computed here, by one
+    matrix product per row chunk (tested equal to statsmodels' own). This makes the
+    Hessian about 2.4x faster on large tables; everything else (optimiser, results,
+    inference) is statsmodels'.
     """
 
     def hessian(self, params: np.ndarray) -> np.ndarray:
         params = params.reshape(self.K, -1, order="F")
-        x = self.exog
-        prob = self.cdf(x @ params)[:, 1:]
-        j1, k = prob.shape[1], self.K
+        j1, k = params.shape[1], self.K
+        pairs = [(a, b) for a in range(j1) for b in range(a, j1)]
+        blocks = np.zeros((k, len(pairs), k))
+        for start in range(0, len(self.exog), self._chunk_rows):  # chunks stay in cache
+            x = self.exog[start : start + self._chunk_rows]
+            prob = self.cdf(x @ params)[:, 1:]
+            weights = np.stack([prob[:, a] * (float(a == b) - prob[:, b]) for a, b in pairs], axis=1)
+            # all blocks X' diag(w_ab) X of the chunk in one matrix product
+            blocks += (x.T @ (x[:, None, :] * weights[:, :, None]).reshape(len(x), -1)).reshape(
+                k, len(pairs), k
+            )
         hess = np.empty((j1, k, j1, k))
-        for a in range(j1):
-            for b in range(a, j1):
-                weight = prob[:, a] * (float(a == b) - prob[:, b])
-                block = -(x.T @ (x * weight[:, None]))
-                hess[a, :, b, :] = block
-                hess[b, :, a, :] = block.T
+        for p, (a, b) in enumerate(pairs):
+            hess[a, :, b, :] = -blocks[:, p, :]
+            hess[b, :, a, :] = -blocks[:, p, :].T
         return hess.reshape(j1 * k, j1 * k)
+
+    _chunk_rows = 16_384
 
 
 @dataclass
@@ -186,7 +194,7 @@ def fit_logit(
     table: pd.DataFrame,
     features: list[str],
     reference: str = "neutral",
-    n_jobs: int = -1,
+    n_jobs: int | None = None,
     progress: bool = False,
 ) -> LogitFit:
     """Fit the multinomial logit and compute its inference tables.
@@ -195,7 +203,8 @@ def fit_logit(
         table: n rows with ``features`` (AU intensities 0-5) and ``label`` (six emotions).
         features: AU columns to use.
         reference: the base emotion of every log-odds.
-        n_jobs: processes for the per-AU likelihood-ratio refits (joblib; -1 = all CPUs).
+        n_jobs: processes for the per-AU likelihood-ratio refits (joblib; -1 = all CPUs;
+            None = all CPUs from 50,000 rows, else 1, where starting processes costs more).
         progress: show a progress bar over the refits.
 
     Returns:
@@ -233,11 +242,7 @@ def fit_logit(
         "n_params": int(result.params.size),
         "classes": classes,
         "reference": reference,
-        "llf": float(result.llf),
-        "llnull": float(result.llnull),
-        "pseudo_r2": float(result.prsquared),
-        "llr": float(result.llr),
-        "llr_p": float(result.llr_pvalue),
+        **null_model_statistics(y, float(result.llf), int(result.df_model)),
         "aic": float(result.aic),
         "bic": float(result.bic),
         "converged": bool(result.mle_retvals.get("converged", False)),
@@ -249,12 +254,40 @@ def fit_logit(
     return LogitFit(model, coefficients, marginal, lr, vif, stats_, notes)
 
 
+def auto_jobs(n_jobs: int | None, rows: int) -> int:
+    """``n_jobs`` as given, or for ``None``: all CPUs (-1) from 50,000 rows, else 1."""
+    if n_jobs is not None:
+        return n_jobs
+    return -1 if rows >= 50_000 else 1
+
+
+def null_model_statistics(y: np.ndarray, llf: float, df_model: int) -> dict[str, float]:
+    """llf, llnull, McFadden pseudo-R², LLR and its chi² p-value.
+
+    The intercept-only multinomial model's maximum is closed-form, sum_j n_j log(n_j / n),
+    so it is not refitted: statsmodels' ``MNLogitResults.llnull`` refits it and took 42 s at
+    447,300 rows. Tested equal to statsmodels' ``llnull`` and ``prsquared``.
+    McFadden (1974): pseudo-R² = 1 - llf / llnull.
+    """
+    counts = np.bincount(y)
+    counts = counts[counts > 0]
+    llnull = float(np.sum(counts * np.log(counts / counts.sum())))
+    llr = 2.0 * (llf - llnull)
+    return {
+        "llf": llf,
+        "llnull": llnull,
+        "pseudo_r2": 1.0 - llf / llnull,
+        "llr": llr,
+        "llr_p": float(stats.chi2.sf(llr, df_model)),
+    }
+
+
 def likelihood_ratio_tests(
     y: np.ndarray,
     x: np.ndarray,
     full,
     exog_names: list[str],
-    n_jobs: int = -1,
+    n_jobs: int | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Likelihood-ratio test of each covariate: the full model against the model without it.
@@ -270,7 +303,7 @@ def likelihood_ratio_tests(
     columns = list(range(1, x.shape[1]))
     cov = np.asarray(full.cov_params())
     jobs = (delayed(_restricted_llf)(y, x, full.params, cov, k) for k in columns)
-    llfs = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+    llfs = Parallel(n_jobs=auto_jobs(n_jobs, len(y)), return_as="generator")(jobs)
     if progress:
         llfs = tqdm(llfs, total=len(columns), desc="likelihood-ratio refits", unit="AU")
     llf = np.array(list(llfs))

@@ -51,7 +51,7 @@ def run_fit_logit(
     folds: int = 5,
     quality_policy: str = "drop",
     drop_unsuccessful: bool = True,
-    n_jobs: int = -1,
+    n_jobs: int | None = None,
     progress: bool = True,
     render: bool = True,
 ) -> LogitRun:

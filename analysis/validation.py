@@ -26,6 +26,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import StratifiedKFold
 
 from analysis.au_table import LABEL
+from analysis.logit import auto_jobs
 
 
 def plain_logit() -> LogisticRegression:
@@ -60,7 +61,7 @@ def cross_validate(
     classes: list[str],
     folds: int = 5,
     seed: int = 0,
-    n_jobs: int = -1,
+    n_jobs: int | None = None,
     progress: bool = False,
 ) -> CrossValidation:
     """Stratified ``folds``-fold CV of the plain logit and the majority baseline.
@@ -71,7 +72,7 @@ def cross_validate(
         classes: emotion names in report order (the reference first).
         folds: number of folds (shuffled, ``random_state=seed``).
         seed: fixes the fold assignment, so the same input gives the same numbers.
-        n_jobs: processes for the folds (joblib; -1 = all CPUs).
+        n_jobs: processes for the folds (joblib; None: ``analysis.logit.auto_jobs``).
         progress: show a progress bar over the folds.
 
     Returns:
@@ -82,7 +83,7 @@ def cross_validate(
     x = table[features].to_numpy(dtype=float)
     y = table[LABEL].map({c: i for i, c in enumerate(classes)}).to_numpy()
     splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y))
-    results = Parallel(n_jobs=n_jobs, return_as="generator")(
+    results = Parallel(n_jobs=auto_jobs(n_jobs, len(y)), return_as="generator")(
         delayed(_fold)(x, y, train, test) for train, test in splits
     )
     if progress:

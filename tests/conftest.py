@@ -21,4 +21,4 @@ def seed_csv() -> Path:
 def seed_run(tmp_path_factory) -> LogitRun:
     """`fit-logit` on the bundled seed AU data with default settings."""
     out = tmp_path_factory.mktemp("reports")
-    return run_fit_logit(DEFAULT_INPUT, out, label_coding="seed", progress=False, n_jobs=2)
+    return run_fit_logit(DEFAULT_INPUT, out, label_coding="seed", progress=False)

@@ -177,3 +177,11 @@ def test_vif_equals_statsmodels(statsmodels_reference, seed_run):
     _, _, x, _ = statsmodels_reference
     expected = [variance_inflation_factor(x, i) for i in range(1, x.shape[1])]
     np.testing.assert_allclose(seed_run.fit.vif["vif"], expected, rtol=1e-8)
+
+
+def test_null_model_statistics_equal_statsmodels(statsmodels_reference, seed_run):
+    _, _, _, result = statsmodels_reference
+    s = seed_run.fit.fit_stats
+    assert s["llnull"] == pytest.approx(result.llnull, rel=1e-9)
+    assert s["pseudo_r2"] == pytest.approx(result.prsquared, rel=1e-9)
+    assert s["llr"] == pytest.approx(result.llr, rel=1e-9)

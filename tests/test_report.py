@@ -106,7 +106,7 @@ def test_report_rebuilds_from_files_without_refitting(seed_run, tmp_path):
 
 def test_same_seed_gives_identical_results(seed_run, tmp_path):
     again = run_fit_logit(
-        seed_run.metrics["input"], tmp_path, label_coding="seed", progress=False, n_jobs=1, render=False
+        seed_run.metrics["input"], tmp_path, label_coding="seed", progress=False, render=False
     )
     timing = {"fit_seconds", "total_seconds"}
     first = {k: v for k, v in seed_run.metrics.items() if k not in timing}
