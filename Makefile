@@ -21,7 +21,7 @@ UPSCALE      ?= auto
 OPENFACE_ARGS ?=
 OPENFACE_OUT  = $(if $(filter command line environment,$(origin OUT)),$(OUT),data/openface/au_table.csv)
 
-.PHONY: help install openface benchmark-openface fit-logit report-logit benchmark-logit test lint clean
+.PHONY: help install train-cnn openface benchmark-openface fit-logit report-logit benchmark-logit test lint clean
 
 help:
 	@echo "make openface IN=<image folder> [OUT=<AU table .csv>] [BACKEND=docker|native]"
@@ -32,12 +32,18 @@ help:
 	@echo "                          REFERENCE=<emotion> SEED=<n> POLICY=drop|keep"
 	@echo "make report-logit     re-render reports/logit.html from reports/logit/"
 	@echo "make benchmark-logit  time and peak memory, 4,473 rows and 100x resampled"
+	@echo "make train-cnn   train mini-XCEPTION on FER2013 [FER2013=<csv or folder>] [EPOCHS=<n>] (work in progress)"
 	@echo "make test        run the test suite"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# TensorFlow only for the CNN stage and its tests
+$(VENV)/.installed-cnn: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev,cnn]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -64,7 +70,14 @@ report-logit: $(VENV)/.installed
 benchmark-logit: $(VENV)/.installed
 	$(PY) -m analysis benchmark-logit
 
-test: $(VENV)/.installed
+# train-cnn options
+FER2013 ?= data/fer2013/fer2013.csv.gz
+EPOCHS  ?= 200
+
+train-cnn: $(VENV)/.installed-cnn
+	$(PY) -m cnn_baseline train --data "$(FER2013)" --epochs $(EPOCHS) --seed $(SEED)
+
+test: $(VENV)/.installed-cnn
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed

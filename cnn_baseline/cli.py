@@ -1,0 +1,48 @@
+"""Command line of the CNN stage: ``python -m cnn_baseline <command> --help``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cnn_baseline.data import DEFAULT_PATH, FER2013Error
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cnn_baseline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser(
+        "train", help="train mini-XCEPTION on FER2013 (Training; selection on PublicTest)"
+    )
+    train.add_argument(
+        "--data", default=str(DEFAULT_PATH), help=f"FER2013 CSV or image folder (default: {DEFAULT_PATH})"
+    )
+    train.add_argument(
+        "--run-dir", default="reports/cnn", help="history and last checkpoint (default: reports/cnn)"
+    )
+    train.add_argument("--model", default=None, help="best model .keras (default: cnn_baseline/models/)")
+    train.add_argument("--epochs", type=int, default=200)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--patience", type=int, default=30, help="early-stopping patience on PublicTest loss")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--resume", action="store_true", help="continue from <run-dir>/last.keras")
+    args = parser.parse_args(argv)
+    try:
+        from cnn_baseline.train import DEFAULT_MODEL
+        from cnn_baseline.train import train as run
+
+        record = run(
+            args.data,
+            args.run_dir,
+            args.model or DEFAULT_MODEL,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            patience=args.patience,
+            seed=args.seed,
+            resume=args.resume,
+        )
+    except FER2013Error as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(record)
+    return 0

@@ -1,0 +1,46 @@
+"""mini-XCEPTION (Arriaga, Plöger & Valdenegro 2017, "Real-time Convolutional Neural Networks
+for Emotion and Gender Classification", arXiv 1710.07557; reference implementation
+``oarriaga/face_classification``, ``mini_XCEPTION``).
+"""
+
+from __future__ import annotations
+
+
+def mini_xception(input_shape=(48, 48, 1), num_classes: int = 7, l2: float = 0.01):
+    """The published mini-XCEPTION as a Keras model.
+
+    Two 3x3 convolutions of 8 filters, four residual blocks of depthwise-separable 3x3
+    convolutions (16, 32, 64, 128 filters; 1x1 strided convolution on the shortcut, 3x3
+    max-pooling with stride 2), a 3x3 convolution to ``num_classes`` maps, global average
+    pooling and softmax; L2 ``l2`` on the convolution kernels. 58,423 parameters for 7
+    classes. Input: grey faces (48x48x1 by default; 64x64x1 as in the original) scaled to
+    [-1, 1]. Output: (batch, num_classes) probabilities.
+    """
+    import keras
+    from keras import layers, regularizers
+
+    reg = regularizers.L2(l2)
+    inputs = keras.Input(shape=input_shape, name="face")
+    x = inputs
+    for _ in range(2):
+        x = layers.Conv2D(8, 3, use_bias=False, kernel_regularizer=reg)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+    for filters in (16, 32, 64, 128):
+        shortcut = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False)(x)
+        shortcut = layers.BatchNormalization()(shortcut)
+        x = layers.SeparableConv2D(
+            filters, 3, padding="same", use_bias=False, depthwise_regularizer=reg, pointwise_regularizer=reg
+        )(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(
+            filters, 3, padding="same", use_bias=False, depthwise_regularizer=reg, pointwise_regularizer=reg
+        )(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        x = layers.add([x, shortcut])
+    x = layers.Conv2D(num_classes, 3, padding="same", name="class_maps")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Activation("softmax", name="predictions", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="mini_xception")

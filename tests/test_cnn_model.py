@@ -1,0 +1,40 @@
+"""mini-XCEPTION architecture and a short real training run (needs the ``cnn`` extra)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from cnn_baseline.model import mini_xception  # noqa: E402
+from cnn_baseline.train import train  # noqa: E402
+from tests.conftest import FIXTURES  # noqa: E402
+
+
+def test_architecture_as_published():
+    model = mini_xception()
+    assert model.count_params() == 58_423
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("SeparableConv2D") == 8 and kinds.count("Add") == 4
+    assert kinds.count("Conv2D") == 2 + 4 + 1  # stem, shortcuts, class maps
+    assert model.output_shape == (None, 7)
+    assert mini_xception(input_shape=(64, 64, 1)).count_params() == 58_423
+
+
+def test_short_training_lowers_the_loss(tmp_path):
+    frame = pd.read_csv(FIXTURES / "fer2013_privatetest_sample.csv.gz")
+    frame["Usage"] = ["PublicTest" if i % 5 == 0 else "Training" for i in range(len(frame))]
+    data = tmp_path / "sample.csv"
+    frame.to_csv(data, index=False)
+    record = train(data, tmp_path / "run", tmp_path / "model.keras", epochs=4, batch_size=32, verbose=0)
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert record["epochs"] == 4 and record["params"] == 58_423
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0]
+    assert (tmp_path / "model.keras").is_file() and (tmp_path / "run" / "last.keras").is_file()
+    import tensorflow as tf
+
+    device = json.loads((tmp_path / "run" / "training.json").read_text())["device"]
+    assert device == ("GPU (mixed precision)" if tf.config.list_physical_devices("GPU") else "CPU")
