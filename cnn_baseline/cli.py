@@ -28,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--data", default=str(DEFAULT_PATH), help="FER2013 CSV or image folder")
     evaluate.add_argument("--model", default=None, help="model .keras (default: cnn_baseline/models/)")
     evaluate.add_argument("--out", default="reports/cnn", help="results folder (default: reports/cnn)")
+    predict = commands.add_parser(
+        "predict", help="emotion probabilities for image files (Haar-cascade face crop)"
+    )
+    predict.add_argument("files", nargs="+", help="image files")
+    predict.add_argument("--model", default=None, help="model .keras (default: cnn_baseline/models/)")
     args = parser.parse_args(argv)
     try:
         from cnn_baseline.train import DEFAULT_MODEL
@@ -47,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(record)
             return 0
+        if args.command == "predict":
+            from cnn_baseline.predict import predict_files
+
+            table = predict_files(args.files, args.model or DEFAULT_MODEL)
+            print(table.to_string(index=False, float_format="%.3f"))
+            return 0 if (table["error"] == "").all() else 1
         from cnn_baseline.report_data import evaluate_all
 
         for key, value in evaluate_all(args.data, args.model or DEFAULT_MODEL, args.out).items():

