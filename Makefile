@@ -21,7 +21,7 @@ UPSCALE      ?= auto
 OPENFACE_ARGS ?=
 OPENFACE_OUT  = $(if $(filter command line environment,$(origin OUT)),$(OUT),data/openface/au_table.csv)
 
-.PHONY: help install train-cnn evaluate-cnn openface benchmark-openface fit-logit report-logit benchmark-logit test lint clean
+.PHONY: help install train-cnn evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit test lint clean
 
 help:
 	@echo "make openface IN=<image folder> [OUT=<AU table .csv>] [BACKEND=docker|native]"
@@ -79,6 +79,9 @@ EPOCHS  ?= 200
 train-cnn: $(VENV)/.installed-cnn
 	$(PY) -m cnn_baseline train --data "$(FER2013)" --epochs $(EPOCHS) --seed $(SEED)
 	$(PY) -m cnn_baseline evaluate --data "$(FER2013)"
+
+benchmark-cnn: $(VENV)/.installed-cnn
+	$(PY) -m cnn_baseline benchmark --data "$(FER2013)"
 
 evaluate-cnn: $(VENV)/.installed-cnn
 	$(PY) -m cnn_baseline evaluate --data "$(FER2013)"

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     predict.add_argument("files", nargs="+", help="image files")
     predict.add_argument("--model", default=None, help="model .keras (default: cnn_baseline/models/)")
+    bench = commands.add_parser("benchmark", help="training and inference images/s on this machine")
+    bench.add_argument("--data", default=str(DEFAULT_PATH), help="FER2013 CSV or image folder")
+    bench.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
     try:
         from cnn_baseline.train import DEFAULT_MODEL
@@ -51,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
                 resume=args.resume,
             )
             print(record)
+            return 0
+        if args.command == "benchmark":
+            from cnn_baseline.benchmark import benchmark
+
+            benchmark(args.data, batch_size=args.batch_size)
             return 0
         if args.command == "predict":
             from cnn_baseline.predict import predict_files
