@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from cnn_baseline.data import DEFAULT_PATH, FER2013Error
 
@@ -66,10 +67,13 @@ def main(argv: list[str] | None = None) -> int:
             table = predict_files(args.files, args.model or DEFAULT_MODEL)
             print(table.to_string(index=False, float_format="%.3f"))
             return 0 if (table["error"] == "").all() else 1
+        from cnn_baseline.report import render_cnn_report
         from cnn_baseline.report_data import evaluate_all
 
         for key, value in evaluate_all(args.data, args.model or DEFAULT_MODEL, args.out).items():
             print(f"{key}: {value}")
+        out = Path(args.out)
+        print(f"wrote {render_cnn_report(out, out.parent / (out.name + '.html'))}")
         return 0
     except (FER2013Error, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

