@@ -37,9 +37,11 @@ def test_short_training_lowers_the_loss_and_reports(tmp_path):
     data = tmp_path / "sample.csv"
     frame.to_csv(data, index=False)
     run, model = tmp_path / "cnn", tmp_path / "model.keras"
-    record = train(data, run, model, epochs=4, batch_size=32, verbose=0)
+    train(data, run, model, epochs=2, batch_size=32, verbose=0)
+    record = train(data, run, model, epochs=4, batch_size=32, verbose=0, resume=True)  # epochs 3-4
     history = pd.read_csv(run / "history.csv")
     assert record["epochs"] == 4 and record["params"] == 58_423
+    assert list(history["epoch"]) == [0, 1, 2, 3]
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
     assert model.is_file() and (run / "last.keras").is_file()
     import tensorflow as tf
