@@ -10,6 +10,7 @@ run folder (default ``<table>.run/``) keeps staged images, OpenFace's raw output
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -21,9 +22,9 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.au_table import write_au_table
-from analysis.files import write_csv
+from analysis.files import write_csv, write_json
 from openface_runner.backends import DockerBackend, NativeBackend, RunFolders
-from openface_runner.inputs import InputImage, StageError, discover, stage
+from openface_runner.inputs import InputError, InputImage, StageError, discover, stage
 from openface_runner.parse import OutputError, parse_face_csv
 
 FAILURE_COLUMNS = ["image", "label", "reason"]
@@ -84,7 +85,7 @@ def run_openface(
         progress: progress bars.
 
     Raises:
-        InputError: missing or empty input folder.
+        InputError: missing or empty input folder, or a run folder made with other settings.
         BackendError: OpenFace cannot be started (engine unreachable, binary missing).
     """
     from tqdm.auto import tqdm
@@ -95,6 +96,7 @@ def run_openface(
     folders = RunFolders(Path(run_dir) if run_dir else out_csv.with_name(out_csv.name + ".run"))
     staged_dir, done_dir = folders.root / "staged", folders.root / "done"
     done_dir.mkdir(parents=True, exist_ok=True)
+    _check_settings(folders.root, {"upscale": upscale, "border": border, "openface_args": backend.extra})
     failures: dict[str, tuple[InputImage | None, str]] = {rel: (None, reason) for rel, _, reason in skipped}
     labels = {rel: label for rel, label, _ in skipped}
 
@@ -213,6 +215,24 @@ def _process(
     finally:
         pool.shutdown(wait=True)
         bar.close()
+
+
+def _check_settings(run_dir: Path, settings: dict) -> None:
+    """Resuming reuses staged images and outputs, so only with the settings that made them.
+
+    Raises:
+        InputError: the run folder was made with other staging or OpenFace arguments.
+    """
+    path = run_dir / "settings.json"
+    if path.exists():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        if before != settings:
+            raise InputError(
+                f"{run_dir} was made with {before}, not {settings}: its staged images and outputs do not "
+                "apply; choose another OUT (or --run-dir) or delete that folder"
+            )
+    else:
+        write_json(path, settings)
 
 
 def _link(source: Path, target: Path) -> None:

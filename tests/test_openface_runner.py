@@ -285,6 +285,12 @@ def test_killed_run_resumes_to_the_same_table(stand_in, replay_input, tmp_path):
     assert failures_path(table).read_bytes() == failures_path(reference).read_bytes()
 
 
+def test_resume_refuses_other_settings(stand_in, replay_input, tmp_path):
+    run_openface(replay_input, tmp_path / "aus.csv", NativeBackend(stand_in), workers=1, progress=False)
+    with pytest.raises(InputError, match="was made with .*upscale"):
+        run_openface(replay_input, tmp_path / "aus.csv", NativeBackend(stand_in), upscale=2, progress=False)
+
+
 def test_cli_errors_are_clear(tmp_path):
     done = subprocess.run(
         [
