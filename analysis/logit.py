@@ -27,10 +27,9 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparatio
 from analysis.au_table import LABEL
 from analysis.files import write_json
 from analysis.labels import EMOTIONS
-from analysis.margins import average_marginal_effects, marginal_effects_table
+from analysis.margins import Z95, average_marginal_effects, marginal_effects_table
 
 MODEL_FORMAT = "au-workbench/mnlogit/1"
-Z95 = stats.norm.ppf(0.975)
 # |b| above this (odds ratio > e^10 per intensity unit) signals (quasi-)separation.
 SEPARATION_COEF = 10.0
 

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+Z95 = stats.norm.ppf(0.975)  # two-sided 95% normal quantile, shared with the coefficient table
+
 
 def average_marginal_effects(
     params: np.ndarray,
@@ -94,8 +96,8 @@ def marginal_effects_table(
                     "se": error,
                     "z": z,
                     "p": 2 * stats.norm.sf(abs(z)),
-                    "ci_low": effect - 1.959963984540054 * error,
-                    "ci_high": effect + 1.959963984540054 * error,
+                    "ci_low": effect - Z95 * error,
+                    "ci_high": effect + Z95 * error,
                 }
             )
     return pd.DataFrame(rows)
