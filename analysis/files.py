@@ -47,9 +47,10 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 
 
 def write_csv(path: str | os.PathLike[str], frame: pd.DataFrame, index: bool = False) -> None:
-    """Write a DataFrame as CSV atomically."""
+    """Write a DataFrame as CSV atomically; a ``.gz`` path is gzipped (no timestamp, reproducible)."""
+    compression = {"method": "gzip", "mtime": 0} if str(path).endswith(".gz") else None
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=index)
+        frame.to_csv(tmp, index=index, compression=compression)
 
 
 def _json_safe(value: Any) -> Any:

@@ -15,12 +15,17 @@ def main(argv: list[str] | None = None) -> int:
     train = commands.add_parser("train", help="train mini-XCEPTION (fit on Training, select on PublicTest)")
     train.add_argument("--data", default=str(DEFAULT_PATH), help="FER2013 CSV or image folder")
     train.add_argument(
-        "--run-dir", default="reports/cnn", help="history and last checkpoint (default: reports/cnn)"
+        "--run-dir", default=None, help="history and last checkpoint (default: cnn_baseline/models/run)"
     )
     train.add_argument("--model", default=None, help="best model .keras (default: cnn_baseline/models/)")
     train.add_argument("--epochs", type=int, default=200)
     train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--patience", type=int, default=30, help="early-stopping patience on PublicTest loss")
+    train.add_argument(
+        "--patience",
+        type=int,
+        default=50,
+        help="early-stopping patience on PublicTest loss (original: 50); LR drops after patience//4",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true", help="continue from <run-dir>/last.keras")
     evaluate = commands.add_parser(
@@ -46,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
             record = run(
                 args.data,
-                args.run_dir,
+                args.run_dir or DEFAULT_RUN,
                 args.model or DEFAULT_MODEL,
                 epochs=args.epochs,
                 batch_size=args.batch_size,

@@ -17,6 +17,7 @@ from cnn_baseline.evaluate import (
     predict_own,
     scores,
 )
+from cnn_baseline.predictions import write_training_predictions
 
 
 def evaluate_all(
@@ -28,6 +29,8 @@ def evaluate_all(
     ``publictest_accuracy``, the training record (``epochs``, ``train_seconds``, ``params``)
     when ``<run_dir>/training.json`` exists (its ``history.csv`` is copied into ``out_dir``
     for the report), and ``fer_package_privatetest_accuracy`` (and macro-F1, 6-class forms).
+    When the data hold Training faces, the model's probabilities on them are written beside
+    the model (``cnn_baseline.predictions``) for the comparison's surrogate.
 
     Raises:
         FileNotFoundError: the model file is missing.
@@ -38,6 +41,10 @@ def evaluate_all(
     table = load_fer2013(data_path)
     x_test, y_test = arrays(table, "PrivateTest")
     x_val, y_val = arrays(table, "PublicTest")
+    x_train, _ = arrays(table, "Training")
+    if len(x_train):
+        train_part = table[table["Usage"] == "Training"]
+        write_training_predictions(model_path, train_part, predict_own(model_path, x_train), data_path)
     own = predict_own(model_path, x_test)
     metrics: dict = {f"privatetest_{k}": v for k, v in scores(own, y_test).items()}
     if len(y_val):

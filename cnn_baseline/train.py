@@ -63,7 +63,7 @@ def train(
     model_path: str | Path = DEFAULT_MODEL,
     epochs: int = 200,
     batch_size: int = 32,
-    patience: int = 30,
+    patience: int = 50,
     seed: int = 0,
     verbose: int = 2,
     resume: bool = False,
@@ -96,10 +96,12 @@ def train(
 
     last = run_dir / "last.keras"
     history_csv = run_dir / "history.csv"
-    initial_epoch = 0
+    initial_epoch, best_so_far = 0, None
     if resume and last.exists() and history_csv.exists():
         model = keras.models.load_model(last)
         initial_epoch = max(0, len(history_csv.read_text().splitlines()) - 1)
+        # Without this the kept model would be replaced by the first resumed epoch, better or not.
+        best_so_far = _history_max(history_csv, "val_accuracy") if model_path.exists() else None
     else:
         model = mini_xception(num_classes=len(CLASS_NAMES))
         model.compile(
@@ -110,7 +112,9 @@ def train(
         keras.callbacks.ModelCheckpoint(last),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=max(1, patience // 4)),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience),
-        keras.callbacks.ModelCheckpoint(model_path, monitor="val_accuracy", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(
+            model_path, monitor="val_accuracy", save_best_only=True, initial_value_threshold=best_so_far
+        ),
     ]
     start = time.perf_counter()
     history = model.fit(

@@ -1,0 +1,75 @@
+"""The CNN's class probabilities on FER2013 ``Training`` faces, kept beside the model.
+
+``make compare`` fits a surrogate AU logit to the CNN's decisions on Training faces; the
+Training pixels (95 MB) are not in the repository, so the stage that has them (``evaluate``)
+writes the probabilities once, with the SHA-256 of the model that made them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.files import write_csv, write_json
+from cnn_baseline.data import CLASS_NAMES
+
+PROBABILITY_COLUMNS = [f"p_{name}" for name in CLASS_NAMES]
+
+
+def predictions_path(model_path: str | Path) -> Path:
+    """``models/mini_xception.keras`` -> ``models/mini_xception.training_predictions.csv.gz``."""
+    model_path = Path(model_path)
+    return model_path.with_name(f"{model_path.stem}.training_predictions.csv.gz")
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def write_training_predictions(
+    model_path: str | Path, part: pd.DataFrame, probabilities: np.ndarray, data_path: str | Path
+) -> Path:
+    """Write ``image, emotion, p_angry … p_neutral`` (4 decimals) and a JSON sidecar.
+
+    Args:
+        part: the Training rows of a ``load_fer2013`` table (n rows).
+        probabilities: (n, 7) in FER2013 class order.
+
+    Returns:
+        The CSV path; the sidecar (same name, ``.json``) holds ``model_sha256``, ``n`` and ``data``.
+    """
+    table = pd.DataFrame(probabilities.round(4), columns=PROBABILITY_COLUMNS)
+    table.insert(0, "emotion", part["emotion"].to_numpy())
+    table.insert(0, "image", part["image"].to_numpy())
+    path = predictions_path(model_path)
+    write_csv(path, table)
+    write_json(
+        path.with_suffix("").with_suffix(".json"),
+        {"model_sha256": file_sha256(model_path), "n": len(table), "data": str(data_path)},
+    )
+    return path
+
+
+def read_training_predictions(model_path: str | Path) -> pd.DataFrame:
+    """The probabilities written by ``write_training_predictions`` for this very model.
+
+    Raises:
+        FileNotFoundError: no predictions file beside the model.
+        ValueError: the file was made by another model (SHA-256 differs): rerun
+            ``make evaluate-cnn`` with the full FER2013.
+    """
+    path = predictions_path(model_path)
+    sidecar = path.with_suffix("").with_suffix(".json")
+    if not path.is_file() or not sidecar.is_file():
+        raise FileNotFoundError(f"{path}: no Training predictions of this model; run `make evaluate-cnn`")
+    recorded = json.loads(sidecar.read_text())["model_sha256"]
+    if recorded != file_sha256(model_path):
+        raise ValueError(
+            f"{path} was made by another model than {model_path}; run `make evaluate-cnn` on full FER2013"
+        )
+    return pd.read_csv(path)

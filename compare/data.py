@@ -1,0 +1,106 @@
+"""The faces every model of the comparison is scored on, and the AU rows it trains on.
+
+Two real sources, vendored so that ``make compare`` runs on a fresh clone:
+``data/fer2013_openface/`` (OpenFace 2.2.0 AUs for every FER2013 image, and the images
+where it found no face) and ``data/fer2013/fer2013_privatetest.csv.gz`` (the PrivateTest
+pixels). Six classes: fear is left out everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.au_table import LABEL, read_au_table, six_class_rows
+from analysis.labels import EMOTIONS, name_for
+from cnn_baseline.data import load_fer2013
+
+ROOT = Path(__file__).resolve().parent.parent
+AU_TABLE = ROOT / "data" / "fer2013_openface" / "fer2013_openface.csv.gz"
+NO_FACE = ROOT / "data" / "fer2013_openface" / "fer2013_openface_no_face.csv.gz"
+PRIVATETEST = ROOT / "data" / "fer2013" / "fer2013_privatetest.csv.gz"
+SEED_AU = ROOT / "data" / "seed_au" / "emotion_all.csv"
+
+
+class CompareError(ValueError):
+    """Inputs of the comparison that do not fit together; the message says which file."""
+
+
+@dataclass
+class CompareData:
+    """Training AU rows and the six-class PrivateTest faces.
+
+    ``train``: one row per Training image with a face (the most confident face where
+    OpenFace found two), six classes: ``image``, ``label``, ``confidence``, AU columns.
+    ``test``: every six-class PrivateTest face (3,061 with the shipped data), in the pixel
+    file's order: ``image``, ``label``, ``has_face``, ``confidence`` and AU columns (NaN
+    where OpenFace found no face). ``pixels``: (len(test), 48, 48, 1) uint8, 0-255, aligned
+    with ``test``.
+    """
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    pixels: np.ndarray
+
+    @property
+    def paired(self) -> np.ndarray:
+        """Boolean mask over ``test``: faces where OpenFace found a face (the paired set)."""
+        return self.test["has_face"].to_numpy()
+
+
+def one_face_per_image(table: pd.DataFrame) -> pd.DataFrame:
+    """Keep the most confident face of each image (OpenFace may find two), as the runner does."""
+    ordered = table.sort_values(["image", "confidence"], ascending=[True, False], kind="stable")
+    return ordered.drop_duplicates(["image", LABEL]).sort_index()
+
+
+def load_compare_data(
+    au_table: str | Path = AU_TABLE, no_face: str | Path = NO_FACE, privatetest: str | Path = PRIVATETEST
+) -> CompareData:
+    """Read and join the AU table, the no-face list and the PrivateTest pixels.
+
+    Every six-class PrivateTest image of the pixel file must be accounted for: either it
+    has an AU row or it is in the no-face list, with the same label in both files.
+
+    Raises:
+        CompareError: a file lacks ``Usage``/``image``, an image is in neither list or in
+            both, or labels disagree between the files.
+        AUTableError, FER2013Error: unreadable or invalid inputs (from the readers).
+    """
+    aus = read_au_table(au_table, label_column="emotion", label_coding="name")
+    for column in ("image", "Usage", "confidence"):
+        if column not in aus:
+            raise CompareError(f"{au_table}: no {column!r} column (FER2013 file stem / Usage split)")
+    aus = one_face_per_image(six_class_rows(aus))
+    train = aus[aus["Usage"] == "Training"].reset_index(drop=True)
+
+    pixels = load_fer2013(privatetest)
+    pixels = pixels[pixels["Usage"] == "PrivateTest"].copy()
+    pixels[LABEL] = [name_for(code, "fer2013") for code in pixels["emotion"]]
+    pixels = pixels[pixels[LABEL].isin(EMOTIONS)].reset_index(drop=True)
+    if pixels.empty or (pixels["image"] == "").any():
+        raise CompareError(f"{privatetest}: needs PrivateTest rows with an 'image' column (file stems)")
+
+    missing = pd.read_csv(no_face, dtype=str)
+    missing = missing[missing["Usage"] == "PrivateTest"]
+    found = aus[aus["Usage"] == "PrivateTest"].set_index("image")
+    both = set(found.index) & set(missing["image"])
+    if both:
+        raise CompareError(f"{no_face}: {len(both)} image(s) both with and without a face, e.g. {min(both)}")
+    unaccounted = sorted(set(pixels["image"]) - set(found.index) - set(missing["image"]))
+    if unaccounted:
+        raise CompareError(
+            f"{len(unaccounted)} PrivateTest image(s) of {privatetest} are neither in {au_table} nor in "
+            f"{no_face}, e.g. {unaccounted[0]}"
+        )
+    test = pixels[["image", LABEL]].join(found.drop(columns=[LABEL, "Usage"]), on="image")
+    test.insert(2, "has_face", test["image"].isin(found.index))
+    au_labels = found[LABEL].reindex(test["image"]).to_numpy()
+    clash = test["has_face"].to_numpy() & (au_labels != test[LABEL].to_numpy())
+    if clash.any():
+        example = test["image"][clash].iloc[0]
+        raise CompareError(f"labels differ between {au_table} and {privatetest}, e.g. {example}")
+    return CompareData(train, test, np.stack(pixels["pixels"].to_list())[..., None])

