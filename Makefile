@@ -21,7 +21,7 @@ UPSCALE      ?= auto
 OPENFACE_ARGS ?=
 OPENFACE_OUT  = $(if $(filter command line environment,$(origin OUT)),$(OUT),data/openface/au_table.csv)
 
-.PHONY: help install train-cnn evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit test lint clean
+.PHONY: help install compare train-cnn evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit test lint clean
 
 help:
 	@echo "make openface IN=<image folder> [OUT=<AU table .csv>] [BACKEND=docker|native]"
@@ -33,6 +33,9 @@ help:
 	@echo "make report-logit     re-render reports/logit.html from reports/logit/"
 	@echo "make benchmark-logit  time and peak memory, 4,473 rows and 100x resampled"
 	@echo "make train-cnn   train mini-XCEPTION on FER2013 [FER2013=<csv or folder>] [EPOCHS=<n>] [RESUME=1] (in progress)"
+	@echo "make evaluate-cnn     score the committed CNN once on PrivateTest, write reports/cnn.html"
+	@echo "make compare     AU models vs mini-XCEPTION on the same faces: reports/compare.html and reports/index.html"
+	@echo "                 (renders the logit and CNN pages first when they are missing)"
 	@echo "make test        run the test suite"
 
 $(VENV)/.installed: pyproject.toml
@@ -86,6 +89,16 @@ benchmark-cnn: $(VENV)/.installed-cnn
 evaluate-cnn: $(VENV)/.installed-cnn
 	$(PY) -m cnn_baseline evaluate --data "$(FER2013)"
 
+# The comparison runs on the vendored data (data/fer2013_openface/, data/fer2013/fer2013_privatetest.csv.gz);
+# the CNN page is rendered from PrivateTest alone when the full FER2013 is absent.
+PRIVATETEST = data/fer2013/fer2013_privatetest.csv.gz
+
+compare: $(VENV)/.installed-cnn
+	test -f $(OUT)/logit.html || $(MAKE) fit-logit
+	test -f $(OUT)/cnn.html || $(PY) -m cnn_baseline evaluate --out $(OUT)/cnn \
+		--data "$(if $(wildcard $(FER2013)),$(FER2013),$(PRIVATETEST))"
+	$(PY) -m compare run --out $(OUT)
+
 test: $(VENV)/.installed-cnn
 	$(PY) -m pytest
 
@@ -93,4 +106,4 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf reports/logit reports/logit.html
+	rm -rf reports/logit reports/logit.html reports/compare reports/compare.html reports/index.html

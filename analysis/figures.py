@@ -77,9 +77,14 @@ def forest_plots(coefficients: pd.DataFrame) -> str:
 
 def confusion_heatmap(counts: pd.DataFrame) -> str:
     """Row-normalised confusion matrix; each cell shows the share and the count."""
-    share = counts.div(counts.sum(axis=1), axis=0)
     fig = Figure(figsize=(6.2, 5), layout="constrained")
-    ax = fig.subplots()
+    draw_confusion(fig.subplots(), counts)
+    return to_data_uri(fig)
+
+
+def draw_confusion(ax, counts: pd.DataFrame, fontsize: int = 8) -> None:
+    """Draw a row-normalised confusion matrix (rows = true, columns = predicted) on ``ax``."""
+    share = counts.div(counts.sum(axis=1), axis=0)
     ax.imshow(share.to_numpy(), cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(counts.columns)), counts.columns, rotation=30)
     ax.set_yticks(range(len(counts.index)), counts.index)
@@ -88,16 +93,8 @@ def confusion_heatmap(counts: pd.DataFrame) -> str:
     for i in range(share.shape[0]):
         for j in range(share.shape[1]):
             colour = "white" if share.iat[i, j] > 0.6 else "black"
-            ax.text(
-                j,
-                i,
-                f"{share.iat[i, j]:.2f}\n({counts.iat[i, j]})",
-                ha="center",
-                va="center",
-                fontsize=8,
-                color=colour,
-            )
-    return to_data_uri(fig)
+            text = f"{share.iat[i, j]:.2f}\n({counts.iat[i, j]})"
+            ax.text(j, i, text, ha="center", va="center", fontsize=fontsize, color=colour)
 
 
 def per_class_bars(per_class: pd.DataFrame) -> str:

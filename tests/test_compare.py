@@ -1,0 +1,226 @@
+"""`make compare` on the vendored real data: faces, statistics, surrogate, gallery, reports."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binomtest
+from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
+
+import cnn_baseline  # noqa: F401  (sets TensorFlow's oneDNN limits before it loads)
+from analysis.labels import EMOTIONS
+from compare.data import AU_TABLE, NO_FACE, PRIVATETEST, CompareError, load_compare_data
+from compare.gallery import au_contributions, pick_disagreements
+from compare.statistics import kappa_matrix, mcnemar_exact, scores_with_ci
+from tests.browser import needs_chromium, open_in_chromium
+from tests.conftest import FIXTURES
+
+SAMPLE_PIXELS = FIXTURES / "fer2013_privatetest_sample.csv.gz"
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_compare_data()
+
+
+@pytest.fixture(scope="module")
+def compare_run(data, tmp_path_factory):
+    """One real comparison (all models, fewer bootstrap resamples and timings to stay quick)."""
+    pytest.importorskip("tensorflow")
+    from compare.report import render_compare_report, render_index
+    from compare.run import CompareSettings, run_compare
+
+    out = tmp_path_factory.mktemp("reports")
+    settings = CompareSettings(
+        out_dir=out / "compare", n_resamples=200, latency_repeats=5, gallery_per_case=6
+    )
+    metrics = run_compare(data, settings)
+    render_compare_report(out / "compare", out / "compare.html")
+    render_index(out)
+    return out, metrics
+
+
+def test_paired_and_end_to_end_faces(data):
+    assert len(data.test) == 3061  # six-class PrivateTest faces
+    assert int(data.paired.sum()) == 2531  # ... where OpenFace found a face
+    assert data.pixels.shape == (3061, 48, 48, 1) and data.pixels.dtype == np.uint8
+    assert set(data.test["label"]) == set(EMOTIONS) and "fear" not in set(data.train["label"])
+    assert data.test.loc[~data.test["has_face"], "AU12_r"].isna().all()
+    # One face per image (five Training images have two); two Training stems name two images each.
+    assert not data.train.duplicated(["image", "label"]).any()
+    assert len(data.train) == 20515
+
+
+def _small_inputs(tmp_path, drop: str | None = None, relabel: str | None = None):
+    """A real 300-face subset: the sample's six-class PrivateTest pixels and their AU rows."""
+    pixels = pd.read_csv(SAMPLE_PIXELS)
+    stems = set(pixels["image"])
+    aus = pd.read_csv(AU_TABLE)
+    training = aus[aus["Usage"] == "Training"].groupby("emotion").head(100)
+    aus = pd.concat([training, aus[aus["image"].isin(stems)]])
+    missing = pd.read_csv(NO_FACE)
+    missing = missing[missing["image"].isin(stems)]
+    if drop == "au":
+        aus = aus[aus["image"] != aus[aus["Usage"] == "PrivateTest"]["image"].iloc[0]]
+    if relabel:
+        first = aus.index[aus["Usage"] == "PrivateTest"][0]
+        aus.loc[first, "emotion"] = relabel if aus.loc[first, "emotion"] != relabel else "sad"
+    paths = tmp_path / "aus.csv", tmp_path / "no_face.csv"
+    aus.to_csv(paths[0], index=False)
+    missing.to_csv(paths[1], index=False)
+    return paths[0], paths[1]
+
+
+def test_small_real_subset_loads(tmp_path):
+    aus, missing = _small_inputs(tmp_path)
+    small = load_compare_data(aus, missing, SAMPLE_PIXELS)
+    assert len(small.test) == 300 and 0 < small.paired.sum() < 300
+
+
+def test_an_unaccounted_image_is_an_error(tmp_path):
+    aus, missing = _small_inputs(tmp_path, drop="au")
+    with pytest.raises(CompareError, match="neither in"):
+        load_compare_data(aus, missing, SAMPLE_PIXELS)
+
+
+def test_labels_that_disagree_between_files_are_an_error(tmp_path):
+    aus, missing = _small_inputs(tmp_path, relabel="happy")
+    with pytest.raises(CompareError, match="labels differ"):
+        load_compare_data(aus, missing, SAMPLE_PIXELS)
+
+
+def test_a_table_without_usage_is_an_error(tmp_path):
+    aus, missing = _small_inputs(tmp_path)
+    pd.read_csv(aus).drop(columns="Usage").to_csv(aus, index=False)
+    with pytest.raises(CompareError, match="Usage"):
+        load_compare_data(aus, missing, SAMPLE_PIXELS)
+
+
+def test_vendored_privatetest_is_the_whole_split():
+    with gzip.open(PRIVATETEST, "rt") as handle:
+        frame = pd.read_csv(handle, usecols=["emotion", "Usage", "image"])
+    assert len(frame) == 3589 and set(frame["Usage"]) == {"PrivateTest"} and frame["image"].is_unique
+    assert frame["emotion"].value_counts().sort_index().tolist() == [491, 55, 528, 879, 594, 416, 626]
+
+
+def test_scores_match_scikit_learn_and_missing_predictions_count_as_errors():
+    rng = np.random.default_rng(3)
+    truth = rng.choice(EMOTIONS, 800)
+    pred = np.where(rng.random(800) < 0.6, truth, rng.choice([*EMOTIONS, ""], 800)).astype(object)
+    result = scores_with_ci(truth, pred, n_resamples=300, seed=1)
+    assert result["accuracy"] == pytest.approx(accuracy_score(truth, pred))
+    f1 = f1_score(truth, pred, labels=list(EMOTIONS), average=None, zero_division=0)
+    assert result["macro_f1"] == pytest.approx(f1.mean())
+    assert [result["per_class_f1"][e] for e in EMOTIONS] == pytest.approx(list(f1))
+    assert result["coverage"] == pytest.approx((pred != "").mean())
+    for key in ("accuracy", "macro_f1"):
+        low, high = result[f"{key}_ci"]
+        assert low < result[key] < high and high - low < 0.15
+    assert scores_with_ci(truth, pred, n_resamples=300, seed=1) == result  # fixed seed, same interval
+
+
+def test_mcnemar_is_the_exact_binomial_test_on_discordant_faces():
+    truth = np.array(["happy"] * 100)
+    a = np.array(["happy"] * 70 + ["sad"] * 30)
+    b = np.array(["happy"] * 55 + ["sad"] * 40 + ["happy"] * 5)
+    result = mcnemar_exact(truth, a, b)
+    assert (result["only_a_right"], result["only_b_right"]) == (15, 5)
+    assert result["p"] == pytest.approx(binomtest(5, 20, 0.5).pvalue)
+
+
+def test_kappa_matrix_is_cohens_kappa():
+    rng = np.random.default_rng(0)
+    x, y = rng.choice(EMOTIONS, 300), rng.choice(EMOTIONS, 300)
+    kappa = kappa_matrix({"x": x, "y": y})
+    assert kappa.loc["x", "y"] == kappa.loc["y", "x"] == pytest.approx(cohen_kappa_score(x, y))
+    assert kappa.loc["x", "x"] == 1.0
+
+
+def test_disagreements_are_what_they_say_and_spread_over_emotions():
+    rng = np.random.default_rng(0)
+    truth = rng.choice(EMOTIONS, 600)
+    cnn = np.where(rng.random(600) < 0.7, truth, "angry")
+    au = np.where(rng.random(600) < 0.5, truth, "neutral")
+    chosen = pick_disagreements(truth, cnn, au, per_case=12, seed=0)
+    assert (chosen["case"] == "cnn_right").sum() == 12 and (chosen["case"] == "au_right").sum() == 12
+    for position, case in chosen.itertuples(index=False):
+        right, wrong = (cnn, au) if case == "cnn_right" else (au, cnn)
+        assert right[position] == truth[position] != wrong[position]
+    assert chosen["position"].map(lambda i: truth[i]).nunique() == 6
+
+
+def test_committed_cnn_predictions_belong_to_the_committed_model():
+    from cnn_baseline.predictions import read_training_predictions
+    from cnn_baseline.train import DEFAULT_MODEL
+
+    table = read_training_predictions(DEFAULT_MODEL)  # raises when the SHA-256 differs
+    assert len(table) == 28709
+
+
+def test_compare_metrics_on_real_data(compare_run):
+    out, metrics = compare_run
+    saved = json.loads((out / "compare" / "metrics.json").read_text())
+    assert saved["n_paired"] == 2531 and saved["n_end_to_end"] == 3061
+    models = saved["models"]
+    assert {"logit_au_r", "logit_au_rc", "hgb_au_rc", "cnn", "majority", "logit_seed"} <= set(models)
+    for key, row in models.items():
+        assert row["n"] == 2531, key
+        assert row["accuracy_ci"][0] <= row["accuracy"] <= row["accuracy_ci"][1], key
+        assert row["macro_f1_ci"][0] <= row["macro_f1"] <= row["macro_f1_ci"][1], key
+        assert row["end_to_end"]["n"] == 3061, key
+    logit = models["logit_au_r"]
+    # The data team's reference figures for the plain AU_r logit on these faces: 0.537 / 0.420.
+    assert logit["accuracy"] == pytest.approx(0.537, abs=0.005)
+    assert logit["macro_f1"] == pytest.approx(0.420, abs=0.005)
+    assert logit["end_to_end"]["coverage"] == pytest.approx(2531 / 3061)
+    assert models["cnn"]["end_to_end"]["coverage"] == 1.0
+    happy = (pd.read_csv(out / "compare" / "predictions.csv").query("has_face")["label"] == "happy").mean()
+    assert models["majority"]["accuracy"] == pytest.approx(happy)
+    if "fer_package" in models:  # the data team measured 0.740 / 0.719 on the same faces
+        assert models["fer_package"]["accuracy"] == pytest.approx(0.740, abs=0.005)
+    assert set(saved["mcnemar_p"]) == set(models) - {"logit_au_r"}
+    assert models["hgb_au_rc"]["accuracy"] > logit["accuracy"] and saved["mcnemar_p"]["hgb_au_rc"] < 0.001
+    assert 0.3 < saved["surrogate_fidelity"] <= 1
+
+
+def test_gallery_contributions_sum_to_the_logits_log_odds(compare_run, data):
+    from analysis.logit import AULogitModel
+
+    out, _ = compare_run
+    cards = pd.read_csv(out / "compare" / "gallery.csv")
+    parts = pd.read_csv(out / "compare" / "gallery_contributions.csv")
+    assert (cards["case"] == "cnn_right").sum() == 6 and (cards["case"] == "au_right").sum() == 6
+    predictions = pd.read_csv(out / "compare" / "predictions.csv").set_index("image")
+    for card in cards.itertuples():
+        assert (predictions.loc[card.image, "cnn"] == card.true) == (card.case == "cnn_right")
+        assert (predictions.loc[card.image, "logit_au_r"] == card.true) == (card.case == "au_right")
+        summed = parts.loc[parts["image"] == card.image, "contribution"].sum()
+        assert summed == pytest.approx(card.log_odds, abs=1e-9)
+    coefficients = pd.read_csv(out / "compare" / "logit_coefficients.csv")
+    params = coefficients.pivot(index="au", columns="emotion", values="coef")
+    features = [c for c in params.index if c != "const"]
+    model = AULogitModel(features, ["neutral", *params.columns], params.reindex(["const", *features]))
+    faces = data.test.set_index("image").loc[cards["image"]]
+    log_odds = model.log_odds(faces)  # the model's own output
+    for i, card in enumerate(cards.itertuples()):
+        if card.explained != "neutral":
+            assert card.log_odds == pytest.approx(log_odds[card.explained].iloc[i], abs=1e-6)
+            summed = au_contributions(model, faces.iloc[i], card.explained).sum()
+            assert summed == pytest.approx(log_odds[card.explained].iloc[i], abs=1e-6)
+
+
+@needs_chromium
+def test_compare_and_index_pages_in_headless_chromium(compare_run, tmp_path):
+    out, metrics = compare_run
+    seen = open_in_chromium(out / "compare.html", tmp_path / "compare.png")
+    assert seen["errors"] == [] and seen["broken_images"] == []
+    assert seen["images"] == 6 + 12  # figures + one picture per gallery card
+    assert (tmp_path / "compare.png").stat().st_size > 100_000
+    page = (out / "compare.html").read_text()
+    assert f"{metrics['models']['logit_au_r']['accuracy']:.3f}" in page
+    index = open_in_chromium(out / "index.html", tmp_path / "index.png")
+    assert index["errors"] == [] and "compare.html" in (out / "index.html").read_text()
