@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import tempfile
@@ -47,10 +48,12 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 
 
 def write_csv(path: str | os.PathLike[str], frame: pd.DataFrame, index: bool = False) -> None:
-    """Write a DataFrame as CSV atomically; a ``.gz`` path is gzipped (no timestamp, reproducible)."""
-    compression = {"method": "gzip", "mtime": 0} if str(path).endswith(".gz") else None
+    """Write a DataFrame as CSV atomically; a ``.gz`` path is gzipped reproducibly (no time or name)."""
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=index, compression=compression)
+        if str(path).endswith(".gz"):
+            tmp.write_bytes(gzip.compress(frame.to_csv(index=index).encode("utf-8"), mtime=0))
+        else:
+            frame.to_csv(tmp, index=index)
 
 
 def _json_safe(value: Any) -> Any:
