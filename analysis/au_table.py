@@ -152,6 +152,15 @@ def six_class_rows(table: pd.DataFrame) -> pd.DataFrame:
     return table[table[LABEL].isin(EMOTIONS)]
 
 
+def one_face_per_image(table: pd.DataFrame) -> pd.DataFrame:
+    """Keep the most confident face of each image (OpenFace may find several), as the runner does.
+
+    Images are told apart by ``image`` and ``label`` (FER2013 reuses a few file stems).
+    """
+    ordered = table.sort_values(["image", "confidence"], ascending=[True, False], kind="stable")
+    return ordered.drop_duplicates(["image", LABEL]).sort_index()
+
+
 def write_au_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """Write an AU table atomically in the canonical column order.
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import pandas as pd
 
 from analysis.au_table import LABEL
@@ -77,3 +78,14 @@ def apply_quality_policy(
         rows_out=len(kept),
     )
     return kept, report
+
+
+def repeats_training_face(train: pd.DataFrame, test: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """(len(test),) True where a test row's AU values all equal some training row's.
+
+    FER2013 repeats images across its splits and OpenFace gives a repeated image the same
+    AUs, so such a test face is (almost surely) a training image again: a model that
+    memorises its training rows scores high on it. Values are compared rounded to 4 decimals.
+    """
+    seen = pd.MultiIndex.from_frame(train[columns].round(4))
+    return pd.MultiIndex.from_frame(test[columns].round(4)).isin(seen)

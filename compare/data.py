@@ -14,8 +14,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.au_table import LABEL, read_au_table, six_class_rows
+from analysis.au_table import (
+    AU_C_COLUMNS,
+    AU_R_COLUMNS,
+    LABEL,
+    one_face_per_image,
+    read_au_table,
+    six_class_rows,
+)
 from analysis.labels import EMOTIONS, name_for
+from analysis.quality import repeats_training_face
 from cnn_baseline.data import load_fer2013
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,11 +58,14 @@ class CompareData:
         """Boolean mask over ``test``: faces where OpenFace found a face (the paired set)."""
         return self.test["has_face"].to_numpy()
 
+    @property
+    def unseen(self) -> np.ndarray:
+        """Boolean mask over ``test``: paired faces whose AUs equal no Training face's.
 
-def one_face_per_image(table: pd.DataFrame) -> pd.DataFrame:
-    """Keep the most confident face of each image (OpenFace may find two), as the runner does."""
-    ordered = table.sort_values(["image", "confidence"], ascending=[True, False], kind="stable")
-    return ordered.drop_duplicates(["image", LABEL]).sort_index()
+        See ``analysis.quality.repeats_training_face``: FER2013 repeats images across splits.
+        """
+        columns = [c for c in (*AU_R_COLUMNS, *AU_C_COLUMNS) if c in self.train]
+        return self.paired & ~repeats_training_face(self.train, self.test, columns)
 
 
 def load_compare_data(

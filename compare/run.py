@@ -98,7 +98,8 @@ def run_compare(data: CompareData | None = None, settings: CompareSettings | Non
     per_model, per_class_rows, confusion_rows, cost_rows = {}, [], [], []
     for s in scored:
         both = {}
-        for part, mask in (("paired", paired), ("end_to_end", np.ones(len(test), bool))):
+        parts = (("paired", paired), ("end_to_end", np.ones(len(test), bool)), ("unseen", data.unseen))
+        for part, mask in parts:
             both[part] = scores_with_ci(truth[mask], labels[s.key][mask], settings.n_resamples, settings.seed)
             for emotion in EMOTIONS:
                 low, high = both[part]["per_class_f1_ci"][emotion]
@@ -122,6 +123,7 @@ def run_compare(data: CompareData | None = None, settings: CompareSettings | Non
             **{k: both["paired"][k] for k in ("accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "n")},
             "per_class_f1": both["paired"]["per_class_f1"],
             "end_to_end": {k: v for k, v in both["end_to_end"].items() if not k.startswith("per_class")},
+            "unseen": {k: v for k, v in both["unseen"].items() if not k.startswith("per_class")},
             "mcnemar_vs_logit": test_vs_logit,
             "params": s.params,
             "train_seconds": s.train_seconds,
@@ -176,6 +178,7 @@ def run_compare(data: CompareData | None = None, settings: CompareSettings | Non
     metrics = {
         "n_paired": int(paired.sum()),
         "n_end_to_end": int(len(test)),
+        "n_unseen": int(data.unseen.sum()),
         "n_train_au": int(len(train)),
         "reference_model": REFERENCE_MODEL,
         "models": per_model,
