@@ -21,7 +21,7 @@ UPSCALE      ?= auto
 OPENFACE_ARGS ?=
 OPENFACE_OUT  = $(if $(filter command line environment,$(origin OUT)),$(OUT),data/openface/au_table.csv)
 
-.PHONY: help install compare train-cnn evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit test lint clean
+.PHONY: help install fit-glassbox report-glassbox compare train-cnn evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit test lint clean
 
 help:
 	@echo "make openface IN=<image folder> [OUT=<AU table .csv>] [BACKEND=docker|native]"
@@ -32,6 +32,8 @@ help:
 	@echo "                          REFERENCE=<emotion> SEED=<n> POLICY=drop|keep"
 	@echo "make report-logit     re-render reports/logit.html from reports/logit/"
 	@echo "make benchmark-logit  time and peak memory, 4,473 rows and 100x resampled"
+	@echo "make fit-glassbox     select a glass-box AU model (CV) on the seed and FER2013 AUs, bootstrap it;"
+	@echo "                      writes reports/glassbox/ and reports/glassbox.html [FAST=1] [RESAMPLES=<n>]"
 	@echo "make train-cnn   train mini-XCEPTION on FER2013 [FER2013=<csv or folder>] [EPOCHS=<n>] [RESUME=1] (in progress)"
 	@echo "make evaluate-cnn     score the committed CNN once on PrivateTest, write reports/cnn.html"
 	@echo "make compare     AU models vs mini-XCEPTION on the same faces: reports/compare.html and reports/index.html"
@@ -75,6 +77,14 @@ report-logit: $(VENV)/.installed
 benchmark-logit: $(VENV)/.installed
 	$(PY) -m analysis benchmark-logit
 
+RESAMPLES ?= 200
+
+fit-glassbox: $(VENV)/.installed
+	$(PY) -m analysis fit-glassbox --out $(OUT) --seed $(SEED) --resamples $(RESAMPLES) $(if $(FAST),--fast)
+
+report-glassbox: $(VENV)/.installed
+	$(PY) -m analysis report-glassbox --out $(OUT)
+
 # train-cnn options
 FER2013 ?= data/fer2013/fer2013.csv.gz
 EPOCHS  ?= 200
@@ -106,4 +116,4 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf reports/logit reports/logit.html reports/compare reports/compare.html reports/index.html
+	rm -rf reports/logit reports/logit.html reports/glassbox reports/glassbox.html reports/compare reports/compare.html reports/index.html

@@ -61,6 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--jobs", type=int, default=None, help="processes (default: auto)")
 
+    glass = commands.add_parser(
+        "fit-glassbox", help="select a glass-box AU model on the seed and FER2013 AUs, write its report"
+    )
+    glass.add_argument("--out", default="reports", help="output folder (default: reports)")
+    glass.add_argument("--folds", type=int, default=5)
+    glass.add_argument("--resamples", type=int, default=200, help="bootstrap refits of the selected model")
+    glass.add_argument("--seed", type=int, default=0)
+    glass.add_argument("--fast", action="store_true", help="a short candidate list (quick check)")
+    glass.add_argument("--jobs", type=int, default=-1, help="processes (default: all CPUs)")
+    glass_report = commands.add_parser("report-glassbox", help="re-render reports/glassbox.html")
+    glass_report.add_argument("--out", default="reports", help="folder holding glassbox/ (default: reports)")
+
     args = parser.parse_args(argv)
     try:
         return _dispatch(args)
@@ -127,6 +139,22 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "explain":
         return _explain(args)
+    if args.command in ("fit-glassbox", "report-glassbox"):
+        from analysis.glassbox_report import render_glassbox_report
+
+        out = Path(args.out)
+        if args.command == "fit-glassbox":
+            import time
+
+            from analysis.run_glassbox import GlassboxSettings, run_glassbox
+
+            start = time.perf_counter()
+            settings = GlassboxSettings(out / "glassbox", folds=args.folds, n_resamples=args.resamples,
+                                        seed=args.seed, fast=args.fast, n_jobs=args.jobs)  # fmt: skip
+            run_glassbox(settings)
+            print(f"fit-glassbox took {time.perf_counter() - start:.0f} s")
+        print(f"wrote {render_glassbox_report(out / 'glassbox', out / 'glassbox.html')}")
+        return 0
     if args.command == "benchmark-logit":
         from analysis.benchmark import benchmark
 

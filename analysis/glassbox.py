@@ -17,6 +17,7 @@ For both, ``log_odds = intercept + sum(term_contributions)`` exactly (tested to 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -121,11 +122,12 @@ class AdditiveLogit(GlassBox):
             solver=solver,
             class_weight=class_weights(y, self.spec.balance),
             max_iter=5000,
-            tol=1e-6 if solver == "saga" else 1e-4,
+            # A bootstrap refit starts from the full-data solution and may stop earlier.
+            tol=1e-6 if solver == "saga" else (1e-3 if warm_start is not None else 1e-4),
             random_state=self.seed,
             warm_start=warm_start is not None,
         )
-        if warm_start is not None:  # a bootstrap refit starts from the full-data solution
+        if warm_start is not None:
             model.coef_, model.intercept_ = warm_start.model.coef_.copy(), warm_start.model.intercept_.copy()
             model.classes_ = warm_start.model.classes_
         self.model = model.fit(x, y)
@@ -144,6 +146,11 @@ class AdditiveLogit(GlassBox):
     def n_terms(self) -> int:
         return int(sum(np.any(self.weights[:, block] != 0) for block in self.design.blocks))
 
+    @property
+    def n_parameters(self) -> int:
+        """Non-zero log-odds weights and intercepts."""
+        return int(np.count_nonzero(self.weights) + self.intercepts.size)
+
 
 class EBMModel(GlassBox):
     """InterpretML ``ExplainableBoostingClassifier`` on AU columns (class weights optional)."""
@@ -156,13 +163,16 @@ class EBMModel(GlassBox):
 
         y = rows[LABEL].to_numpy()
         weights = compute_sample_weight(class_weights(y, self.spec.balance), y)
-        self.model = ExplainableBoostingClassifier(
+        model = ExplainableBoostingClassifier(
             feature_names=self.features,
             interactions=self.spec.ebm_interactions,
             random_state=self.seed,
             n_jobs=self.spec.extra.get("n_jobs", -1),
             **self.spec.extra.get("ebm", {}),
-        ).fit(rows[self.features].to_numpy(dtype=float), y, sample_weight=weights)
+        )
+        with warnings.catch_warnings():  # about interpret's own plots of pair terms, not the model
+            warnings.filterwarnings("ignore", message="For multiclass we cannot currently visualize pairs")
+            self.model = model.fit(rows[self.features].to_numpy(dtype=float), y, sample_weight=weights)
         self.classes = [str(c) for c in self.model.classes_]
         self.term_names = [str(n).replace(" & ", " x ") for n in self.model.term_names_]
         ref = self.classes.index(REFERENCE)
@@ -170,6 +180,11 @@ class EBMModel(GlassBox):
         self._ref = ref
         self.intercepts = self.model.intercept_[self._others] - self.model.intercept_[ref]
         return self
+
+    @property
+    def n_parameters(self) -> int:
+        """Values in the shape-function tables (one per bin and class) and the intercepts."""
+        return int(sum(np.size(t) for t in self.model.term_scores_) + self.model.intercept_.size)
 
     def term_contributions(self, rows: pd.DataFrame) -> np.ndarray:
         scores = self.model.eval_terms(rows[self.features].to_numpy(dtype=float))  # (n, terms, K)

@@ -33,16 +33,16 @@ def candidates(with_presences: bool, fast: bool = False) -> list[ModelSpec]:
         ModelSpec("logit_l1", "logit", "L1-penalised logit (a short list of AUs), half-balanced weights",
                   presences=with_presences, penalty="l1", C=0.02, balance=0.5),
         ModelSpec("logit_pairs", "logit", "logit with every AU-pair product (interactions), L2",
-                  presences=with_presences, pairs=True, C=1.0),
+                  presences=with_presences, pairs=True, C=0.1),
         ModelSpec("gam", "logit", "spline AU effects (a GAM), L2",
                   presences=with_presences, splines=True, C=1.0),
         ModelSpec("gam_pairs", "logit", "spline AU effects and AU-pair products, L2",
-                  presences=with_presences, splines=True, pairs=True, C=1.0),
+                  presences=with_presences, splines=True, pairs=True, C=0.1),
         ModelSpec("gam_pairs_half", "logit", "spline AU effects and AU-pair products, half-balanced weights",
-                  presences=with_presences, splines=True, pairs=True, C=1.0, balance=0.5),
+                  presences=with_presences, splines=True, pairs=True, C=0.1, balance=0.5),
         ModelSpec("ebm", "ebm", "Explainable Boosting Machine (InterpretML), AU shapes and 10 AU pairs",
                   presences=with_presences, ebm_interactions=10, balance=0.5,
-                  extra={"n_jobs": 1, "ebm": {"outer_bags": 4}}),
+                  extra={"n_jobs": 1, "ebm": {"outer_bags": 2}}),
     ]  # fmt: skip
     if fast:
         keep = {"logit", "logit_l1", "gam_pairs_half"}

@@ -118,6 +118,29 @@ def gradient_boosting(train: pd.DataFrame, test: pd.DataFrame, seed: int = 0) ->
     )
 
 
+def glass_box(key: str, train: pd.DataFrame, test: pd.DataFrame, seed: int = 0) -> Scored:
+    """A glass-box candidate of ``analysis.glassbox_selection`` (AU_r + AU_c), fitted on Training."""
+    from analysis.glassbox import build
+    from analysis.glassbox_selection import candidates
+
+    specs = {s.key: s for s in candidates(with_presences=True)}
+    if key not in specs:
+        raise ValueError(f"unknown glass-box model {key!r}; one of {', '.join(specs)}")
+    start = time.perf_counter()
+    model = build(specs[key], AU_R, list(AU_C_COLUMNS), seed).fit(train)
+    seconds = time.perf_counter() - start
+    return Scored(
+        "glassbox",
+        f"Glass-box AU model ({key})",
+        "AU",
+        f"{specs[key].description}; {model.n_terms} terms",
+        _on_faces(test, lambda rows: model.predict_proba(rows)[list(EMOTIONS)].to_numpy()),
+        model.n_parameters,
+        seconds,
+        lambda i: model.predict_proba(test.iloc[[i]]),
+    )
+
+
 def majority(train: pd.DataFrame, test: pd.DataFrame) -> Scored:
     """Always the most frequent Training emotion (scikit-learn ``DummyClassifier``)."""
     model = DummyClassifier(strategy="prior").fit(np.zeros((len(train), 1)), train[LABEL])

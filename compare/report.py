@@ -15,7 +15,7 @@ from analysis.files import write_text
 from compare import figures
 
 TOP_TERMS = 5
-CONFUSION_MODELS = ["logit_au_r", "logit_au_rc", "hgb_au_rc", "cnn", "fer_package", "logit_seed"]
+CONFUSION_MODELS = ["logit_au_r", "glassbox", "hgb_au_rc", "cnn", "fer_package", "logit_seed"]
 
 
 def render_compare_report(results_dir: str | Path, html_path: str | Path) -> Path:
@@ -63,13 +63,18 @@ def summary(metrics: dict) -> str:
 
 
 def render_index(reports_dir: str | Path) -> Path:
-    """Write ``reports/index.html`` linking the logit, CNN and comparison pages that exist."""
+    """Write ``reports/index.html`` linking the logit, glass-box, CNN and comparison pages that exist."""
     reports = Path(reports_dir)
     pages = [
         (
             "logit.html",
             "The explainable AU model",
             "multinomial logit: odds ratios, marginal effects, tests, FACS",
+        ),
+        (
+            "glassbox.html",
+            "Glass-box AU models",
+            "GAMs, AU pairs, EBMs selected by CV: stability and FACS checks",
         ),
         ("cnn.html", "The black box", "mini-XCEPTION on FER2013 pixels: training, scores, Grad-CAM"),
         (

@@ -20,6 +20,9 @@ from compare.statistics import kappa_matrix, mcnemar_exact, scores_with_ci
 from compare.surrogate import fit_surrogate
 
 REFERENCE_MODEL = "logit_au_r"
+# The glass-box shown when `make fit-glassbox` has not been run: what its selection on the
+# FER2013 Training AUs chose when last run here (README, "make fit-glassbox").
+DEFAULT_GLASSBOX = "gam_pairs_half"
 # The data team's measurement (data/fer2013_openface/README.md): FaceLandmarkImg ran at
 # 66-67 images/s on one core, upscaling excluded. Not measured here: no OpenFace on this machine.
 OPENFACE_IMAGES_PER_S = 66.5
@@ -37,6 +40,7 @@ class CompareSettings:
     gallery_per_case: int = 12
     latency_repeats: int = 100
     fer_package: bool = True
+    glassbox: str | None = None  # default: the model `make fit-glassbox` selected, else DEFAULT_GLASSBOX
 
 
 def run_compare(data: CompareData | None = None, settings: CompareSettings | None = None) -> dict:
@@ -75,6 +79,8 @@ def run_compare(data: CompareData | None = None, settings: CompareSettings | Non
     steps.update()
     scored.append(models.logit_model("logit_au_rc", "AU logit on AU_r + AU_c", train, test, models.AU_RC)[0])
     steps.update()
+    glassbox_key = settings.glassbox or _selected_glassbox(Path(settings.out_dir).parent)
+    scored.append(models.glass_box(glassbox_key, train, test, settings.seed))
     scored.append(models.gradient_boosting(train, test, settings.seed))
     steps.update()
     cnn = models.cnn_model(cnn_path, data.pixels, test, record)
@@ -196,6 +202,14 @@ def run_compare(data: CompareData | None = None, settings: CompareSettings | Non
     }
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _selected_glassbox(reports: Path) -> str:
+    """The key ``make fit-glassbox`` selected on the FER2013 AUs, if its results are there."""
+    path = reports / "glassbox" / "metrics.json"
+    if path.is_file():
+        return json.loads(path.read_text())["selected"].get("fer2013", DEFAULT_GLASSBOX)
+    return DEFAULT_GLASSBOX
 
 
 def _latency_ms(model: models.Scored, positions: np.ndarray, repeats: int, seed: int) -> float | None:

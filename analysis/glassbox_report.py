@@ -1,0 +1,154 @@
+"""Render ``reports/glassbox.html`` from the files ``run_glassbox`` wrote (no refitting)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+from matplotlib.figure import Figure
+
+from analysis.au_table import au_label
+from analysis.figures import diverging_heatmap, to_data_uri
+from analysis.files import write_text
+
+DATASETS = {"seed": "Seed AU data (5-fold CV)", "fer2013": "FER2013 OpenFace AUs (Training → PrivateTest)"}
+
+
+def render_glassbox_report(results_dir: str | Path, html_path: str | Path) -> Path:
+    """Build the self-contained glass-box page from ``metrics.json`` and the per-dataset CSVs.
+
+    Raises:
+        FileNotFoundError: a results file is missing (run ``make fit-glassbox`` first).
+    """
+    results = Path(results_dir)
+    metrics = json.loads((results / "metrics.json").read_text(encoding="utf-8"))
+    sections = []
+    for name, title in DATASETS.items():
+        if name not in metrics:
+            continue
+        m = metrics[name]
+        selection = pd.read_csv(results / f"{name}_selection.csv")
+        stability = pd.read_csv(results / f"{name}_stability.csv")
+        facs = pd.read_csv(results / f"{name}_facs.csv")
+        importance = pd.read_csv(results / f"{name}_importance.csv")
+        example = pd.read_csv(results / f"{name}_example.csv")
+        effects = stability.pivot(index="au", columns="emotion", values="effect")
+        marks = stability.assign(mark=np.where(stability["flips"], "†", "")).pivot(
+            index="au", columns="emotion", values="mark"
+        )
+        sections.append(
+            {
+                "name": name,
+                "title": title,
+                "m": m,
+                "selection": selection,
+                "images": {
+                    "tradeoff": _tradeoff(selection, m["selected"]),
+                    "importance": _importance(importance),
+                    "shapes": _shapes(pd.read_csv(results / f"{name}_shapes.csv")),
+                    "effects": diverging_heatmap(
+                        effects, marks, f"{m['selected']}: effect of AU 0 → 2", "log-odds vs neutral"
+                    ),
+                },
+                "flips": stability[stability["flips"]],
+                "ranks": _top_ranks(stability),
+                "facs_summary": _facs_summary(facs),
+                "facs": facs[facs["model"] == m["selected"]],
+                "example": _example(example),
+            }
+        )
+    env = Environment(loader=PackageLoader("analysis", "templates"), autoescape=select_autoescape())
+    env.filters["num"] = lambda v, d=3: "–" if v is None or v != v else f"{v:.{d}f}"
+    env.filters["au"] = au_label
+    page = env.get_template("glassbox.html.j2").render(sections=sections)
+    write_text(html_path, page)
+    return Path(html_path)
+
+
+def _tradeoff(selection: pd.DataFrame, selected: str) -> str:
+    """Terms in the model (log scale) against CV macro-F1; the black box as a line."""
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.subplots()
+    glass = selection[selection["key"] != "black_box"]
+    ax.scatter(glass["n_terms"], glass["cv_macro_f1"], color="#4477aa")
+    for row in glass.itertuples():
+        weight = "bold" if row.key == selected else "normal"
+        ax.annotate(row.key, (row.n_terms, row.cv_macro_f1), fontsize=8, xytext=(4, 3),
+                    textcoords="offset points", fontweight=weight)  # fmt: skip
+    box = selection[selection["key"] == "black_box"]
+    if not box.empty:
+        ax.axhline(
+            float(box["cv_macro_f1"].iloc[0]), color="#cc6677", ls="--", label="black box (gradient boosting)"
+        )
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xscale("log")
+    ax.set_xlabel("terms a reader has to look at (log scale)")
+    ax.set_ylabel("CV macro-F1")
+    ax.grid(alpha=0.3)
+    return to_data_uri(fig)
+
+
+def _importance(importance: pd.DataFrame, top: int = 20) -> str:
+    rows = importance.head(top).iloc[::-1]
+    fig = Figure(figsize=(7, 0.28 * len(rows) + 1), layout="constrained")
+    ax = fig.subplots()
+    ax.barh([_term_label(t) for t in rows["term"]], rows["importance"], color="#4477aa")
+    ax.set_xlabel("mean |contribution| to the log-odds, summed over emotions")
+    return to_data_uri(fig)
+
+
+def _shapes(shapes: pd.DataFrame) -> str:
+    """One panel per AU: log-odds change vs neutral as the AU intensity goes 0 → 5 (others 0)."""
+    aus = list(dict.fromkeys(shapes["au"]))
+    cols = 6
+    rows = int(np.ceil(len(aus) / cols))
+    fig = Figure(figsize=(2.3 * cols, 2.0 * rows + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True)).ravel()
+    for ax in axes[len(aus) :]:
+        ax.axis("off")
+    for ax, au in zip(axes, aus, strict=False):
+        part = shapes[shapes["au"] == au]
+        for emotion, curve in part.groupby("emotion"):
+            ax.plot(curve["intensity"], curve["log_odds"], label=emotion)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_title(au_label(au), fontsize=8)
+    axes[0].legend(fontsize=6)
+    fig.supxlabel("AU intensity (0-5)", fontsize=9)
+    fig.supylabel("log-odds vs neutral", fontsize=9)
+    return to_data_uri(fig)
+
+
+def _top_ranks(stability: pd.DataFrame, top: int = 3) -> pd.DataFrame:
+    """Per emotion, the AUs with the best median rank and their rank interval under resampling."""
+    return stability.sort_values(["emotion", "rank_median"]).groupby("emotion").head(top)
+
+
+def _facs_summary(facs: pd.DataFrame) -> pd.DataFrame:
+    return (
+        facs.assign(positive=facs["coef"] > 0)
+        .groupby("model")
+        .agg(prototype_aus=("au", "size"), positive=("positive", "sum"), agrees=("agrees", "sum"))
+        .reset_index()
+    )
+
+
+def _example(example: pd.DataFrame, top: int = 8) -> dict:
+    emotions = [c for c in example.columns if c not in ("term", "image", "label")]
+    table = example.set_index("term")[emotions]
+    shown = table.drop("const").abs().sum(axis=1).sort_values(ascending=False).index[:top]
+    return {
+        "image": example["image"].iloc[0],
+        "label": example["label"].iloc[0],
+        "emotions": emotions,
+        "rows": [("intercept", table.loc["const"]), *[(_term_label(t), table.loc[t]) for t in shown]],
+        "rest": table.drop(["const", *shown]).sum(),
+        "n_rest": len(table) - 1 - len(shown),
+        "total": table.sum(),
+    }
+
+
+def _term_label(term: str) -> str:
+    return au_label(term) if " x " not in term and "_" in term else term
