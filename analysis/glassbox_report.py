@@ -101,12 +101,12 @@ def _importance(importance: pd.DataFrame, top: int = 20) -> str:
 
 
 def _shapes(shapes: pd.DataFrame) -> str:
-    """One panel per AU: log-odds change vs neutral as the AU intensity goes 0 → 5 (others 0)."""
+    """One panel per AU: log-odds change vs neutral over the AU's observed range (others 0)."""
     aus = list(dict.fromkeys(shapes["au"]))
     cols = 6
     rows = int(np.ceil(len(aus) / cols))
     fig = Figure(figsize=(2.3 * cols, 2.0 * rows + 0.6), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True)).ravel()
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for ax in axes[len(aus) :]:
         ax.axis("off")
     for ax, au in zip(axes, aus, strict=False):

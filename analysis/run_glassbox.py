@@ -135,7 +135,7 @@ def run_glassbox(settings: GlassboxSettings | None = None, progress: bool = True
         write_csv(out / f"{name}_facs.csv", facs)
         importance = model.importance(probe).rename("importance").rename_axis("term").reset_index()
         write_csv(out / f"{name}_importance.csv", importance)
-        write_csv(out / f"{name}_shapes.csv", _shapes(model, ds["intensities"]))
+        write_csv(out / f"{name}_shapes.csv", _shapes(model, ds["intensities"], ds["train"]))
         write_csv(
             out / f"{name}_example.csv",
             _example(model, ds["test"] if ds["test"] is not None else ds["train"]),
@@ -202,25 +202,20 @@ def _facs(effects: pd.DataFrame, stability: pd.DataFrame | None) -> pd.DataFrame
     return result
 
 
-def _shapes(model: GlassBox, intensities: list[str]) -> pd.DataFrame:
-    """Each AU's effect curve: log-odds change vs neutral as the AU goes 0 -> 5, others at 0."""
-    grid = np.round(np.linspace(0, 5, 26), 2)
+def _shapes(model: GlassBox, intensities: list[str], train: pd.DataFrame) -> pd.DataFrame:
+    """Each AU's effect curve: log-odds change vs neutral as the AU goes from 0 to its 99th
+    training percentile (beyond it too few faces support a shape), every other AU at 0."""
     rows = []
-    base = pd.DataFrame(0.0, index=range(len(grid)), columns=_all_columns(model))
-    zero = model.log_odds(base.iloc[[0]]).iloc[0]
     for column in intensities:
-        frame = base.copy()
+        top = max(float(train[column].quantile(0.99)), 0.5)
+        grid = np.round(np.linspace(0, top, 21), 3)
+        frame = pd.DataFrame(0.0, index=range(len(grid)), columns=_all_columns(model))
         frame[column] = grid
-        curve = model.log_odds(frame) - zero
+        curve = model.log_odds(frame) - model.log_odds(frame.iloc[[0]]).iloc[0]
         for i, value in enumerate(grid):
             for emotion in curve.columns:
                 rows.append(
-                    {
-                        "au": column,
-                        "intensity": value,
-                        "emotion": emotion,
-                        "log_odds": curve.iat[i, curve.columns.get_loc(emotion)],
-                    }
+                    {"au": column, "intensity": value, "emotion": emotion, "log_odds": curve[emotion].iat[i]}
                 )
     return pd.DataFrame(rows)
 

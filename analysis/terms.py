@@ -47,8 +47,9 @@ def make_terms(
 class TermDesign:
     """Design matrix of a list of terms, standardised column by column.
 
-    Splines: cubic B-splines with 5 knots spread uniformly over AU intensity 0-5
-    (scikit-learn ``SplineTransformer``); products: the two intensities multiplied.
+    Splines: cubic B-splines with 5 knots spread uniformly over the intensities seen in
+    training, constant beyond (scikit-learn ``SplineTransformer``); products: the two
+    intensities multiplied.
     ``blocks[i]`` is the slice of design columns that belongs to ``terms[i]``.
     """
 
@@ -57,9 +58,12 @@ class TermDesign:
         self.n_knots = n_knots
 
     def fit(self, rows: pd.DataFrame) -> TermDesign:
-        grid = np.linspace(*INTENSITY_RANGE, 50)[:, None]
+        # Knots spread over the intensities seen in training; beyond them the effect stays
+        # constant, so a rare high intensity cannot extrapolate a cubic piece.
         self.splines_ = {
-            t.columns[0]: SplineTransformer(n_knots=self.n_knots, degree=3).fit(grid)
+            t.columns[0]: SplineTransformer(n_knots=self.n_knots, degree=3, extrapolation="constant").fit(
+                np.clip(rows[t.columns[0]].to_numpy(dtype=float), *INTENSITY_RANGE)[:, None]
+            )
             for t in self.terms
             if t.kind == "spline"
         }
