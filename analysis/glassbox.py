@@ -27,7 +27,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 from analysis.au_table import LABEL
 from analysis.labels import EMOTIONS
-from analysis.terms import Term, TermDesign
+from analysis.terms import Term, TermDesign, make_terms
 
 REFERENCE = "neutral"
 
@@ -207,7 +207,5 @@ def build(spec: ModelSpec, intensities: list[str], presences: list[str], seed: i
     """An unfitted model of ``spec`` over the given AU columns."""
     if spec.family == "ebm":
         return EBMModel(spec, intensities + (presences if spec.presences else []), seed)
-    from analysis.terms import make_terms
-
     terms = make_terms(intensities, presences if spec.presences else [], spec.splines, spec.pairs)
     return AdditiveLogit(spec, terms, seed)

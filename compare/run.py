@@ -169,7 +169,9 @@ def run_compare(data: CompareData | None = None, settings: CompareSettings | Non
         logit.probabilities[paired].reset_index(drop=True),
         logit_fit.model,
     )
-    _write_gallery_maps(out / "gallery.npz", cnn_path, data.pixels[paired][chosen["position"].to_numpy()])
+    _write_gallery_maps(
+        out / "gallery.npz", cnn.extra["model"], data.pixels[paired][chosen["position"].to_numpy()]
+    )
 
     predictions = test[["image", "label", "has_face", "confidence"]].assign(**labels)
     write_csv(out / "predictions.csv", predictions)
@@ -227,14 +229,11 @@ def _latency_ms(model: models.Scored, positions: np.ndarray, repeats: int, seed:
     return float(np.median(times) * 1000)
 
 
-def _write_gallery_maps(target: Path, cnn_path: Path, faces: np.ndarray) -> None:
+def _write_gallery_maps(target: Path, model, faces: np.ndarray) -> None:
     """Grad-CAM (``cnn_baseline.gradcam``) of the CNN's predicted class for the gallery faces."""
-    import keras
-
     from cnn_baseline.gradcam import gradcam
     from cnn_baseline.train import scale
 
-    model = keras.models.load_model(cnn_path, compile=False)
     cams = gradcam(model, scale(faces)) if len(faces) else np.zeros((0, 48, 48))
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as handle:
