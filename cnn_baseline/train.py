@@ -69,14 +69,17 @@ def train(
     seed: int = 0,
     verbose: int = 2,
     resume: bool = False,
+    learning_rate: float | None = None,
 ) -> dict:
     """Train and save the best-on-PublicTest model; return the training record.
 
     Writes ``history.csv`` (one row per epoch) and ``last.keras`` (every epoch) into
     ``run_dir`` and the best model (``.keras``) to ``model_path``. With ``resume``, training
     continues from ``last.keras`` at the next epoch (the optimiser state, learning rate
-    included, is restored; the plateau and early-stopping counters start afresh). Uses a
-    GPU with mixed precision when TensorFlow sees one.
+    included, is restored; the plateau and early-stopping counters start afresh).
+    ``learning_rate`` sets Adam's rate (default 1e-3 for a new model, the restored one on
+    resume); a resumed run that sets it is a warm restart, kept in ``training.json`` under
+    ``restarts``. Uses a GPU with mixed precision when TensorFlow sees one.
 
     Returns:
         ``epochs`` run in all, ``train_seconds`` (summed over resumed runs; seconds of the
@@ -106,10 +109,14 @@ def train(
         initial_epoch = max(0, len(history_csv.read_text().splitlines()) - 1)
         # Without this the kept model would be replaced by the first resumed epoch, better or not.
         best_so_far = _history_max(history_csv, "val_accuracy") if model_path.exists() else None
+        if learning_rate is not None:
+            model.optimizer.learning_rate.assign(learning_rate)
     else:
         model = mini_xception(num_classes=len(CLASS_NAMES))
         model.compile(
-            optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+            optimizer=keras.optimizers.Adam(learning_rate or 1e-3),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
         )
     callbacks = [
         keras.callbacks.CSVLogger(history_csv, append=initial_epoch > 0),
@@ -124,6 +131,7 @@ def train(
     record_path = run_dir / "training.json"
     previous = json.loads(record_path.read_text()) if initial_epoch and record_path.exists() else {}
     record = {
+        **previous,
         "epochs": initial_epoch,
         "train_seconds": float(previous.get("train_seconds", 0.0)),
         "epochs_timed": int(previous.get("epochs_timed", 0)),
@@ -131,7 +139,11 @@ def train(
         "batch_size": batch_size,
         "seed": seed,
         "device": device,
+        "restarts": list(previous.get("restarts", [])),
     }
+    if initial_epoch and learning_rate is not None:
+        # "epoch" counts from 0, as in history.csv.
+        record["restarts"].append({"epoch": initial_epoch, "learning_rate": learning_rate})
 
     def save_record(epoch: int, seconds: float) -> None:
         # Written after every epoch, so a run stopped between epochs still knows its cost.

@@ -40,7 +40,13 @@ def test_short_training_lowers_the_loss_and_reports(tmp_path):
     frame.to_csv(data, index=False)
     run, model = tmp_path / "cnn", tmp_path / "model.keras"
     train(data, run, model, epochs=2, batch_size=32, verbose=0)
-    record = train(data, run, model, epochs=4, batch_size=32, verbose=0, resume=True)  # epochs 3-4
+    # epochs 3-4, a warm restart at a new learning rate
+    record = train(data, run, model, epochs=4, batch_size=32, verbose=0, resume=True, learning_rate=5e-4)
+    assert record["restarts"] == [{"epoch": 2, "learning_rate": 5e-4}]
+    import keras
+
+    restored = keras.models.load_model(run / "last.keras").optimizer.learning_rate
+    assert float(restored) == pytest.approx(5e-4)  # no plateau in 2 epochs: the set rate was used
     history = pd.read_csv(run / "history.csv")
     assert record["epochs"] == 4 and record["params"] == 58_423
     assert list(history["epoch"]) == [0, 1, 2, 3]
