@@ -28,6 +28,8 @@ def test_architecture_as_published():
     assert kinds.count("SeparableConv2D") == 8 and kinds.count("Add") == 4
     assert kinds.count("Conv2D") == 2 + 4 + 1  # stem, shortcuts, class maps
     assert model.output_shape == (None, 7)
+    # L2 on the two stem convolutions only, as the published model effectively had
+    assert len(model.losses) == 2
     assert mini_xception(input_shape=(64, 64, 1)).count_params() == 58_423
 
 
