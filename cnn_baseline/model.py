@@ -44,3 +44,16 @@ def mini_xception(input_shape=(48, 48, 1), num_classes: int = 7, l2: float = 0.0
     x = layers.GlobalAveragePooling2D()(x)
     outputs = layers.Activation("softmax", name="predictions", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="mini_xception")
+
+
+def as_float32(model):
+    """A float32 copy of ``model`` with the same weights (a model trained under mixed
+    precision computes in float16, which a CPU runs slowly)."""
+    import keras
+
+    def float32_layer(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    copy = keras.models.clone_model(model, clone_function=float32_layer)
+    copy.set_weights(model.get_weights())
+    return copy

@@ -5,11 +5,16 @@ checkpoint look at ``PublicTest`` only; ``PrivateTest`` is scored once, at the e
 original work selected on the test images.) Augmentation follows the original: rotation
 10°, shifts 0.1, zoom 0.1, horizontal flip, as Keras preprocessing layers in a
 ``tf.data`` pipeline with prefetch. Adam, ReduceLROnPlateau, EarlyStopping, fixed seeds.
+
+The TensorFlow backend is the default. Other Keras 3 backends (``KERAS_BACKEND=jax``) train
+the same model from the same data without TensorFlow installed, the augmentation layers then
+running in a ``keras.utils.PyDataset``: that is how a GPU machine without TensorFlow trains.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +23,7 @@ import numpy as np
 
 from analysis.files import write_json
 from cnn_baseline.data import CLASS_NAMES, arrays, load_fer2013
-from cnn_baseline.model import mini_xception
+from cnn_baseline.model import as_float32, mini_xception
 
 MODELS = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = MODELS / "mini_xception.keras"
@@ -49,7 +54,14 @@ def augmenter(seed: int):
 
 
 def train_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
-    """Shuffled, augmented, batched, prefetched ``tf.data`` pipeline of scaled faces."""
+    """Shuffled, augmented, batched, prefetched ``tf.data`` pipeline of scaled faces.
+
+    On a backend other than TensorFlow, a ``keras.utils.PyDataset`` of the same batches.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return _augmented_batches(x, y, batch_size, seed)
     import tensorflow as tf
 
     augment = augmenter(seed)
@@ -57,6 +69,39 @@ def train_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
     data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     data = data.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
     return data.prefetch(tf.data.AUTOTUNE)
+
+
+def _augmented_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+    """Shuffled, augmented batches of scaled faces for backends without ``tf.data``.
+
+    Each epoch is augmented ahead in chunks of 1,024 faces (the layers draw a transform per
+    face): called once per batch of 32, the layers cost far more in dispatch than in
+    arithmetic on a GPU.
+    """
+    import keras
+
+    augment = augmenter(seed)
+    rng = np.random.default_rng(seed)
+    chunk = 1024
+
+    class AugmentedBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.on_epoch_end()
+
+        def __len__(self) -> int:
+            return math.ceil(len(x) / batch_size)
+
+        def __getitem__(self, index: int):
+            rows = slice(index * batch_size, (index + 1) * batch_size)
+            return self.x[rows], self.y[rows]
+
+        def on_epoch_end(self) -> None:
+            order = rng.permutation(len(x))
+            parts = [augment(scale(x[order[i : i + chunk]]), training=True) for i in range(0, len(x), chunk)]
+            self.x, self.y = keras.ops.concatenate(parts), y[order]
+
+    return AugmentedBatches()
 
 
 def train(
@@ -88,10 +133,10 @@ def train(
         every epoch.
     """
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
-    gpu = bool(tf.config.list_physical_devices("GPU"))
+    # "gpu:0" on TensorFlow and JAX; list_devices("gpu") raises on JAX when there is none.
+    gpu = any(name.startswith(("gpu", "cuda")) for name in keras.distribution.list_devices())
     if gpu:
         keras.mixed_precision.set_global_policy("mixed_float16")
     table = load_fer2013(data_path)
@@ -111,13 +156,12 @@ def train(
         best_so_far = _history_max(history_csv, "val_accuracy") if model_path.exists() else None
         if learning_rate is not None:
             model.optimizer.learning_rate.assign(learning_rate)
+        if not gpu and _computes_in_float16(model):
+            # A GPU run's state: TensorFlow's CPU kernels refuse float16 convolutions, so go on
+            # in float32 with the same weights and rate (Adam's moments start afresh).
+            model = _compiled(as_float32(model), float(model.optimizer.learning_rate))
     else:
-        model = mini_xception(num_classes=len(CLASS_NAMES))
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate or 1e-3),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
+        model = _compiled(mini_xception(num_classes=len(CLASS_NAMES)), learning_rate or 1e-3)
     callbacks = [
         keras.callbacks.CSVLogger(history_csv, append=initial_epoch > 0),
         keras.callbacks.ModelCheckpoint(last),
@@ -127,7 +171,7 @@ def train(
             model_path, monitor="val_accuracy", save_best_only=True, initial_value_threshold=best_so_far
         ),
     ]
-    device = "GPU (mixed precision)" if gpu else "CPU"
+    device = f"{'GPU (mixed precision)' if gpu else 'CPU'}, Keras {keras.backend.backend()} backend"
     record_path = run_dir / "training.json"
     previous = json.loads(record_path.read_text()) if initial_epoch and record_path.exists() else {}
     record = {
@@ -164,7 +208,24 @@ def train(
         callbacks=callbacks,
         verbose=verbose,
     )
+    if gpu and model_path.exists():
+        as_float32(keras.models.load_model(model_path)).save(model_path)
     return record
+
+
+def _compiled(model, learning_rate: float):
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _computes_in_float16(model) -> bool:
+    return any(layer.dtype_policy.compute_dtype == "float16" for layer in model.layers)
 
 
 def _EpochTimer(on_epoch: Callable[[int, float], None]):

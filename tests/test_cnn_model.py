@@ -54,10 +54,9 @@ def test_short_training_lowers_the_loss_and_reports(tmp_path):
     assert list(history["epoch"]) == [0, 1, 2, 3]
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
     assert model.is_file() and (run / "last.keras").is_file()
-    import tensorflow as tf
-
     device = json.loads((run / "training.json").read_text())["device"]
-    assert device == ("GPU (mixed precision)" if tf.config.list_physical_devices("GPU") else "CPU")
+    gpu = any(name.startswith("gpu") for name in keras.distribution.list_devices())
+    assert device == f"{'GPU (mixed precision)' if gpu else 'CPU'}, Keras {keras.backend.backend()} backend"
 
     record = json.loads((run / "training.json").read_text())
     assert record["epochs_timed"] == 4 and record["train_seconds"] > 0  # summed over the resumed runs
@@ -78,6 +77,38 @@ def test_short_training_lowers_the_loss_and_reports(tmp_path):
     seen = open_in_chromium(html, tmp_path / "cnn.png") if chromium_available() else None
     if seen is not None:
         assert seen["errors"] == [] and seen["broken_images"] == [] and seen["images"] == 4
+
+
+def test_committed_gpu_run_resumes_in_float32_on_the_cpu(tmp_path):
+    """The committed state was trained on a GPU in mixed precision (float16 compute), which
+    TensorFlow's CPU kernels refuse: a CPU resume goes on in float32 with the same weights."""
+    import shutil
+
+    import keras
+
+    from cnn_baseline.model import as_float32
+    from cnn_baseline.train import DEFAULT_RUN
+
+    gpu_state = keras.models.load_model(DEFAULT_RUN / "last.keras")
+    assert {layer.dtype_policy.name for layer in gpu_state.layers} >= {"mixed_float16"}
+    copy = as_float32(gpu_state)
+    assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
+    assert all(np.array_equal(a, b) for a, b in zip(copy.get_weights(), gpu_state.get_weights(), strict=True))
+
+    frame = pd.read_csv(FIXTURES / "fer2013_privatetest_sample.csv.gz")
+    frame["Usage"] = [("PublicTest", "Training")[i % 2] for i in range(len(frame))]
+    data = tmp_path / "sample.csv"
+    frame.to_csv(data, index=False)
+    run = tmp_path / "run"
+    shutil.copytree(DEFAULT_RUN, run)
+    done = len(pd.read_csv(run / "history.csv"))
+    if any(name.startswith("gpu") for name in keras.distribution.list_devices()):
+        pytest.skip("a GPU resumes in mixed precision")
+    record = train(data, run, tmp_path / "model.keras", epochs=done + 1, verbose=0, resume=True)
+    assert record["epochs"] == done + 1 and record["device"].startswith("CPU")
+    resumed = keras.models.load_model(run / "last.keras")
+    assert {layer.dtype_policy.name for layer in resumed.layers} == {"float32"}
+    assert len(pd.read_csv(run / "history.csv")) == done + 1
 
 
 def test_six_class_scores_renormalise_without_fear():
