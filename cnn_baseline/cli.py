@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         help="early-stopping patience on PublicTest loss (original: 50); LR drops after patience//4",
     )
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--input-size", type=int, choices=(48, 64), default=48, help="model input side (original: 64)"
+    )
     train.add_argument("--resume", action="store_true", help="continue from <run-dir>/last.keras")
     train.add_argument(
         "--learning-rate",
@@ -65,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 resume=args.resume,
                 learning_rate=args.learning_rate,
+                input_size=args.input_size,
             )
             print(record)
             return 0

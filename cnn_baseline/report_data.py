@@ -72,7 +72,6 @@ def _gradcam_examples(model_path, x, y, prob, target, seed: int = 0) -> None:
     import keras
 
     from cnn_baseline.gradcam import gradcam
-    from cnn_baseline.train import scale
 
     pred = prob.argmax(axis=1)
     rng = np.random.default_rng(seed)
@@ -84,7 +83,7 @@ def _gradcam_examples(model_path, x, y, prob, target, seed: int = 0) -> None:
                 chosen.append(int(rng.choice(pool)))
     index = np.array(chosen, dtype=int)
     model = keras.models.load_model(model_path, compile=False)
-    cams = gradcam(model, scale(x[index]), pred[index])
+    cams = gradcam(model, x[index], pred[index])
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(

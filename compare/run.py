@@ -232,9 +232,8 @@ def _latency_ms(model: models.Scored, positions: np.ndarray, repeats: int, seed:
 def _write_gallery_maps(target: Path, model, faces: np.ndarray) -> None:
     """Grad-CAM (``cnn_baseline.gradcam``) of the CNN's predicted class for the gallery faces."""
     from cnn_baseline.gradcam import gradcam
-    from cnn_baseline.train import scale
 
-    cams = gradcam(model, scale(faces)) if len(faces) else np.zeros((0, 48, 48))
+    cams = gradcam(model, faces) if len(faces) else np.zeros((0, 48, 48))
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, faces=faces[..., 0], cams=cams.astype(np.float16))

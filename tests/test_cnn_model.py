@@ -33,13 +33,17 @@ def test_architecture_as_published():
     assert mini_xception(input_shape=(64, 64, 1)).count_params() == 58_423
 
 
-def test_short_training_lowers_the_loss_and_reports(tmp_path):
+def _split_sample(tmp_path, usages: tuple[str, ...]):
+    """The committed PrivateTest sample with its rows dealt round-robin to ``usages``."""
     frame = pd.read_csv(FIXTURES / "fer2013_privatetest_sample.csv.gz")
-    frame["Usage"] = [
-        ("PublicTest", "PrivateTest", "Training", "Training", "Training")[i % 5] for i in range(len(frame))
-    ]
+    frame["Usage"] = [usages[i % len(usages)] for i in range(len(frame))]
     data = tmp_path / "sample.csv"
     frame.to_csv(data, index=False)
+    return data
+
+
+def test_short_training_lowers_the_loss_and_reports(tmp_path):
+    data = _split_sample(tmp_path, ("PublicTest", "PrivateTest", "Training", "Training", "Training"))
     run, model = tmp_path / "cnn", tmp_path / "model.keras"
     train(data, run, model, epochs=2, batch_size=32, verbose=0)
     # epochs 3-4, a warm restart at a new learning rate
@@ -95,10 +99,7 @@ def test_committed_gpu_run_resumes_in_float32_on_the_cpu(tmp_path):
     assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
     assert all(np.array_equal(a, b) for a, b in zip(copy.get_weights(), gpu_state.get_weights(), strict=True))
 
-    frame = pd.read_csv(FIXTURES / "fer2013_privatetest_sample.csv.gz")
-    frame["Usage"] = [("PublicTest", "Training")[i % 2] for i in range(len(frame))]
-    data = tmp_path / "sample.csv"
-    frame.to_csv(data, index=False)
+    data = _split_sample(tmp_path, ("PublicTest", "Training"))
     run = tmp_path / "run"
     shutil.copytree(DEFAULT_RUN, run)
     done = len(pd.read_csv(run / "history.csv"))
@@ -109,6 +110,25 @@ def test_committed_gpu_run_resumes_in_float32_on_the_cpu(tmp_path):
     resumed = keras.models.load_model(run / "last.keras")
     assert {layer.dtype_policy.name for layer in resumed.layers} == {"float32"}
     assert len(pd.read_csv(run / "history.csv")) == done + 1
+
+
+def test_64_pixel_input_option_trains_predicts_and_explains(tmp_path):
+    import keras
+
+    from cnn_baseline.data import arrays, load_fer2013
+    from cnn_baseline.evaluate import predict_own
+    from cnn_baseline.gradcam import gradcam
+
+    data = _split_sample(tmp_path, ("PublicTest", "Training", "Training"))
+    model_path = tmp_path / "model.keras"
+    record = train(data, tmp_path / "run", model_path, epochs=1, verbose=0, input_size=64)
+    assert record["input_size"] == 64 and record["params"] == 58_423
+    model = keras.models.load_model(model_path)
+    assert model.input_shape == (None, 64, 64, 1)
+    x, _ = arrays(load_fer2013(data), "PublicTest")  # 48x48 faces, resized on the way in
+    assert np.allclose(predict_own(model_path, x).sum(axis=1), 1, atol=1e-4)
+    cams = gradcam(model, x[:3])
+    assert cams.shape == (3, 48, 48) and cams.max() <= 1
 
 
 def test_six_class_scores_renormalise_without_fear():
