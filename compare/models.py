@@ -175,7 +175,8 @@ def cnn_model(model_path: Path, pixels: np.ndarray, test: pd.DataFrame, training
         "cnn",
         "mini-XCEPTION (this project)",
         "pixels",
-        f"the committed {model_path.name}, {training_record.get('epochs', '?')} epochs on Training (CPU)",
+        f"the committed {model_path.name}, {training_record.get('epochs', '?')} epochs on Training"
+        f" ({training_record.get('device', 'device not recorded')})",
         pd.DataFrame(six_of_seven(prob), index=test.index, columns=list(EMOTIONS)),
         int(model.count_params()),
         training_record.get("train_seconds"),
