@@ -47,8 +47,8 @@ def mini_xception(input_shape=(48, 48, 1), num_classes: int = 7, l2: float = 0.0
 
 
 def as_float32(model):
-    """A float32 copy of ``model`` with the same weights (a model trained under mixed
-    precision computes in float16, which a CPU runs slowly)."""
+    """A float32 copy of ``model`` with the same weights: a model trained under mixed
+    precision computes in float16, and TensorFlow's CPU kernels refuse float16 convolutions."""
     import keras
 
     def float32_layer(layer):

@@ -133,7 +133,9 @@ def train(
     ``learning_rate`` sets Adam's rate (default 1e-3 for a new model, the restored one on
     resume); a resumed run that sets it is a warm restart, kept in ``training.json`` under
     ``restarts``. ``input_size``: 48 (FER2013's faces) or 64 (the original's, faces resized
-    bilinearly); a resumed run keeps its model's. Uses a GPU with mixed precision when TensorFlow sees one.
+    bilinearly); a resumed run keeps its model's. Uses a GPU with mixed precision when the
+    Keras backend sees one; the kept model is then rewritten in float32 at the end (same
+    weights), and a GPU run's state resumed on a CPU goes on in float32 with a fresh Adam.
 
     Returns:
         ``epochs`` run in all, ``train_seconds`` (summed over resumed runs; seconds of the
