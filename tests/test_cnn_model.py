@@ -131,6 +131,18 @@ def test_64_pixel_input_option_trains_predicts_and_explains(tmp_path):
     assert cams.shape == (3, 48, 48) and cams.max() <= 1
 
 
+def test_benchmark_prints_training_and_inference_rates(tmp_path, capsys):
+    from cnn_baseline.benchmark import benchmark
+
+    data = _split_sample(tmp_path, ("Training", "PrivateTest"))
+    result = benchmark(data, train_images=64, inference_passes=2)
+    assert result["train_images_timed"] == 64 and result["inference_images_timed"] == 175
+    assert result["train_images_per_s"] > 0 and result["inference_images_per_s"] > 0
+    assert result["seconds_per_epoch"] == pytest.approx(175 / result["train_images_per_s"])
+    printed = capsys.readouterr().out
+    assert "img/s (batch 32, augmented)" in printed and "median of 2 passes" in printed
+
+
 def test_six_class_scores_renormalise_without_fear():
     import numpy as np
 
