@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -215,14 +217,15 @@ def train(
         write_json(record_path, record)
 
     callbacks.insert(1, _EpochTimer(save_record))
-    model.fit(
-        train_dataset(x_train, y_train, batch_size, seed),
-        validation_data=(scale(x_val), y_val),
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
+    with _InterruptWatch() as watch:
+        model.fit(
+            train_dataset(x_train, y_train, batch_size, seed),
+            validation_data=(scale(x_val), y_val),
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=[*callbacks, watch],
+            verbose=verbose,
+        )
     if gpu and model_path.exists():
         as_float32(keras.models.load_model(model_path)).save(model_path)
     return record
@@ -241,6 +244,44 @@ def _compiled(model, learning_rate: float):
 
 def _computes_in_float16(model) -> bool:
     return any(layer.dtype_policy.compute_dtype == "float16" for layer in model.layers)
+
+
+def _InterruptWatch():
+    """A Keras callback, used as a context manager, that keeps Ctrl-C from being lost.
+
+    Keras's ``pythonify_logs`` waits for each step's results inside a bare ``except``, which
+    swallows a KeyboardInterrupt landing there; on the JAX backend, where the main thread
+    spends most of a step in that wait, SIGINT was ignored for the rest of the run (seen
+    here). The handler remembers the signal and the next batch end raises it again.
+    """
+    import keras
+
+    class InterruptWatch(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.interrupted = False
+            self.previous = None
+
+        def __enter__(self):
+            if threading.current_thread() is threading.main_thread():
+                self.previous = signal.signal(signal.SIGINT, self._on_sigint)
+            return self
+
+        def __exit__(self, *exc) -> None:
+            if self.previous is not None:
+                signal.signal(signal.SIGINT, self.previous)
+
+        def _on_sigint(self, signum, frame):
+            self.interrupted = True
+            raise KeyboardInterrupt
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.interrupted:
+                raise KeyboardInterrupt
+
+        on_test_batch_end = on_train_batch_end
+
+    return InterruptWatch()
 
 
 def _EpochTimer(on_epoch: Callable[[int, float], None]):

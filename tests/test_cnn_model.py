@@ -143,6 +143,27 @@ def test_benchmark_prints_training_and_inference_rates(tmp_path, capsys):
     assert "img/s (batch 32, augmented)" in printed and "median of 2 passes" in printed
 
 
+def test_ctrl_c_survives_a_bare_except_during_training():
+    """Keras's pythonify_logs waits for each step inside a bare ``except``; a SIGINT landing
+    there must still stop training at the next batch end."""
+    import os
+    import signal
+    import time
+
+    from cnn_baseline.train import _InterruptWatch
+
+    before = signal.getsignal(signal.SIGINT)
+    with _InterruptWatch() as watch:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs here and raises KeyboardInterrupt
+        except:  # noqa: E722  (as keras.src.utils.python_utils.pythonify_logs does)
+            pass
+        with pytest.raises(KeyboardInterrupt):
+            watch.on_train_batch_end(0)
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_six_class_scores_renormalise_without_fear():
     import numpy as np
 
