@@ -46,6 +46,14 @@ def model_inputs(pixels: np.ndarray, side: int = 48) -> np.ndarray:
     return scale(resized(pixels, side))
 
 
+def gpu_available() -> bool:
+    """Whether the Keras backend (TensorFlow, JAX) sees a GPU."""
+    import keras
+
+    # "gpu:0" on TensorFlow and JAX; list_devices("gpu") raises on JAX when there is none.
+    return any(name.startswith(("gpu", "cuda")) for name in keras.distribution.list_devices())
+
+
 def augmenter(seed: int):
     """The original's augmentation as Keras preprocessing layers."""
     import keras
@@ -148,8 +156,7 @@ def train(
     import keras
 
     keras.utils.set_random_seed(seed)
-    # "gpu:0" on TensorFlow and JAX; list_devices("gpu") raises on JAX when there is none.
-    gpu = any(name.startswith(("gpu", "cuda")) for name in keras.distribution.list_devices())
+    gpu = gpu_available()
     if gpu:
         keras.mixed_precision.set_global_policy("mixed_float16")
     table = load_fer2013(data_path)
@@ -177,7 +184,7 @@ def train(
         model = mini_xception(input_shape=(input_size, input_size, 1), num_classes=len(CLASS_NAMES))
         model = _compiled(model, learning_rate or 1e-3)
     side = model.input_shape[1]
-    x_train, x_val = resized(x_train, side), resized(x_val, side)
+    x_train = resized(x_train, side)
     callbacks = [
         keras.callbacks.CSVLogger(history_csv, append=initial_epoch > 0),
         keras.callbacks.ModelCheckpoint(last),
@@ -220,7 +227,7 @@ def train(
     with _InterruptWatch() as watch:
         model.fit(
             train_dataset(x_train, y_train, batch_size, seed),
-            validation_data=(scale(x_val), y_val),
+            validation_data=(model_inputs(x_val, side), y_val),
             epochs=epochs,
             initial_epoch=initial_epoch,
             callbacks=[*callbacks, watch],

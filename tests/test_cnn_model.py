@@ -16,7 +16,7 @@ from cnn_baseline.model import mini_xception  # noqa: E402
 from cnn_baseline.predictions import predictions_path, read_training_predictions  # noqa: E402
 from cnn_baseline.report import render_cnn_report  # noqa: E402
 from cnn_baseline.report_data import evaluate_all  # noqa: E402
-from cnn_baseline.train import train  # noqa: E402
+from cnn_baseline.train import gpu_available, train  # noqa: E402
 from tests.browser import chromium_available, open_in_chromium  # noqa: E402
 from tests.conftest import FIXTURES  # noqa: E402
 
@@ -59,7 +59,7 @@ def test_short_training_lowers_the_loss_and_reports(tmp_path):
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
     assert model.is_file() and (run / "last.keras").is_file()
     device = json.loads((run / "training.json").read_text())["device"]
-    gpu = any(name.startswith("gpu") for name in keras.distribution.list_devices())
+    gpu = gpu_available()
     assert device == f"{'GPU (mixed precision)' if gpu else 'CPU'}, Keras {keras.backend.backend()} backend"
 
     record = json.loads((run / "training.json").read_text())
@@ -103,7 +103,7 @@ def test_committed_gpu_run_resumes_in_float32_on_the_cpu(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(DEFAULT_RUN, run)
     done = len(pd.read_csv(run / "history.csv"))
-    if any(name.startswith("gpu") for name in keras.distribution.list_devices()):
+    if gpu_available():
         pytest.skip("a GPU resumes in mixed precision")
     record = train(data, run, tmp_path / "model.keras", epochs=done + 1, verbose=0, resume=True)
     assert record["epochs"] == done + 1 and record["device"].startswith("CPU")
