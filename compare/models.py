@@ -163,14 +163,16 @@ def six_of_seven(probabilities: np.ndarray) -> np.ndarray:
 
 
 def cnn_model(model_path: Path, pixels: np.ndarray, test: pd.DataFrame, training_record: dict) -> Scored:
-    """The project's mini-XCEPTION (``cnn_baseline``) on the 48x48 faces (resized to its input)."""
+    """The project's mini-XCEPTION (``cnn_baseline``) on the 48x48 faces (resized to its input),
+    mirror-averaged as ``cnn_baseline.evaluate`` scores it."""
     import keras
 
+    from cnn_baseline.evaluate import class_probabilities
     from cnn_baseline.train import model_inputs
 
     model = keras.models.load_model(model_path, compile=False)
     faces = model_inputs(pixels, model.input_shape[1])
-    prob = np.asarray(model.predict(faces, batch_size=256, verbose=0), dtype=float)
+    prob = class_probabilities(model, faces)
     return Scored(
         "cnn",
         "mini-XCEPTION (this project)",
@@ -180,7 +182,7 @@ def cnn_model(model_path: Path, pixels: np.ndarray, test: pd.DataFrame, training
         pd.DataFrame(six_of_seven(prob), index=test.index, columns=list(EMOTIONS)),
         int(model.count_params()),
         training_record.get("train_seconds"),
-        lambda i: model.predict_on_batch(faces[i : i + 1]),
+        lambda i: class_probabilities(model, faces[i : i + 1]),
         {"probabilities7": prob, "model": model},
     )
 

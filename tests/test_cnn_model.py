@@ -131,6 +131,46 @@ def test_64_pixel_input_option_trains_predicts_and_explains(tmp_path):
     assert cams.shape == (3, 48, 48) and cams.max() <= 1
 
 
+def test_mirror_averaging_is_blind_to_left_and_right_on_real_faces():
+    import keras
+
+    from cnn_baseline.data import arrays, load_fer2013
+    from cnn_baseline.evaluate import class_probabilities
+    from cnn_baseline.train import DEFAULT_MODEL, model_inputs
+
+    model = keras.models.load_model(DEFAULT_MODEL, compile=False)
+    x, _ = arrays(load_fer2013(FIXTURES / "fer2013_privatetest_sample.csv.gz"), "PrivateTest")
+    faces = model_inputs(x[:300], model.input_shape[1])
+    mirrored = faces[:, :, ::-1]  # (n, height, width, 1): left and right swapped
+    one_pass = class_probabilities(model, faces, mirror=False, batch_size=128)  # model.predict
+    averaged = class_probabilities(model, faces, mirror=True, batch_size=128)
+    assert np.allclose(averaged, (one_pass + model.predict(mirrored, verbose=0)) / 2, atol=1e-5)
+    assert np.allclose(averaged, class_probabilities(model, mirrored, mirror=True, batch_size=128), atol=1e-5)
+    assert not np.allclose(one_pass, averaged, atol=1e-3)  # a real face is not symmetric
+    # small batches take predict_on_batch: same numbers
+    assert np.allclose(class_probabilities(model, faces[:5]), averaged[:5], atol=1e-5)
+
+
+def test_a_64_pixel_run_can_start_from_a_48_pixel_model(tmp_path):
+    import keras
+
+    from cnn_baseline.predictions import file_sha256
+    from cnn_baseline.train import DEFAULT_MODEL
+
+    data = _split_sample(tmp_path, ("PublicTest", "Training", "Training"))
+    run = tmp_path / "run"
+    model = tmp_path / "m.keras"
+    record = train(data, run, model, epochs=1, verbose=0, input_size=64, init_from=DEFAULT_MODEL)
+    assert record["initialised_from"] == {"model": DEFAULT_MODEL.name, "sha256": file_sha256(DEFAULT_MODEL)}
+    start = keras.models.load_model(DEFAULT_MODEL, compile=False).get_weights()
+    trained = keras.models.load_model(run / "last.keras").get_weights()
+    assert [w.shape for w in trained] == [w.shape for w in start]
+    # one epoch of 117 faces moves the weights a little from the 48x48 model's, not far
+    pairs = zip(trained, start, strict=True)
+    distance = np.mean([np.abs(a - b).mean() / (np.abs(b).mean() + 1e-12) for a, b in pairs])
+    assert 0 < distance < 0.5
+
+
 def test_benchmark_prints_training_and_inference_rates(tmp_path, capsys):
     from cnn_baseline.benchmark import benchmark
 
