@@ -178,9 +178,11 @@ def test_benchmark_prints_training_and_inference_rates(tmp_path, capsys):
     result = benchmark(data, train_images=64, inference_passes=2)
     assert result["train_images_timed"] == 64 and result["inference_images_timed"] == 175
     assert result["train_images_per_s"] > 0 and result["inference_images_per_s"] > 0
+    assert result["mirror_averaged_images_per_s"] > 0
     assert result["seconds_per_epoch"] == pytest.approx(175 / result["train_images_per_s"])
     printed = capsys.readouterr().out
     assert "img/s (batch 32, augmented)" in printed and "median of 2 passes" in printed
+    assert "faces/s mirror-averaged" in printed
 
 
 def test_ctrl_c_survives_a_bare_except_during_training():
