@@ -146,12 +146,12 @@ def train(
     resume); a resumed run that sets it is a warm restart, kept in ``training.json`` under
     ``restarts``. ``input_size``: 48 (FER2013's faces) or 64 (the original's, faces resized
     bilinearly); a resumed run keeps its model's. ``init_from``: a trained mini-XCEPTION
-    (.keras) whose weights start a new run instead of random ones; the architecture is fully
-    convolutional, so a 48x48 model can start a 64x64 one (progressive resizing, as in
-    fast.ai's course and Touvron et al. 2019 "Fixing the train-test resolution discrepancy",
-    arXiv 1906.06423). Uses a GPU with mixed precision when the
-    Keras backend sees one; the kept model is then rewritten in float32 at the end (same
-    weights), and a GPU run's state resumed on a CPU goes on in float32 with a fresh Adam.
+    (.keras) whose weights start a new run instead of random ones; the network is fully
+    convolutional, so a 48x48 model can start a 64x64 one (training at a small image size,
+    then a larger one: "progressive learning", Tan & Le 2021, EfficientNetV2, arXiv
+    2104.00298). Uses a GPU with mixed precision when the Keras backend sees one; the kept
+    model is then rewritten in float32 at the end (same weights), and a GPU run's state
+    resumed on a CPU goes on in float32 with a fresh Adam.
 
     Returns:
         ``epochs`` run in all, ``train_seconds`` (summed over resumed runs; seconds of the

@@ -167,7 +167,7 @@ def cnn_model(model_path: Path, pixels: np.ndarray, test: pd.DataFrame, training
     mirror-averaged as ``cnn_baseline.evaluate`` scores it."""
     import keras
 
-    from cnn_baseline.evaluate import class_probabilities
+    from cnn_baseline.evaluate import MIRROR, class_probabilities
     from cnn_baseline.train import model_inputs
 
     model = keras.models.load_model(model_path, compile=False)
@@ -178,7 +178,8 @@ def cnn_model(model_path: Path, pixels: np.ndarray, test: pd.DataFrame, training
         "mini-XCEPTION (this project)",
         "pixels",
         f"the committed {model_path.name}, {training_record.get('epochs', '?')} epochs on Training"
-        f" ({training_record.get('device', 'device not recorded')})",
+        f" ({training_record.get('device', 'device not recorded')})"
+        f"{', mirror-averaged' if MIRROR else ''}",
         pd.DataFrame(six_of_seven(prob), index=test.index, columns=list(EMOTIONS)),
         int(model.count_params()),
         training_record.get("train_seconds"),
