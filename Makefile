@@ -34,7 +34,7 @@ help:
 	@echo "make benchmark-logit  time and peak memory, 4,473 rows and 100x resampled"
 	@echo "make fit-glassbox     select a glass-box AU model (CV) on the seed and FER2013 AUs, bootstrap it;"
 	@echo "                      writes reports/glassbox/ and reports/glassbox.html [FAST=1] [RESAMPLES=<n>]"
-	@echo "make train-cnn   train mini-XCEPTION on FER2013 [FER2013=<csv or folder>] [EPOCHS=<n>] [RESUME=1] [LR=<rate>] [SIZE=64]"
+	@echo "make train-cnn   train mini-XCEPTION on FER2013 [FER2013=<csv or folder>] [EPOCHS=<n>] [RESUME=1] [LR=<rate>] [SIZE=64] [INIT=<trained .keras>]"
 	@echo "make evaluate-cnn     score the committed CNN once on PrivateTest, write reports/cnn.html"
 	@echo "make compare     AU models vs mini-XCEPTION on the same faces: reports/compare.html and reports/index.html"
 	@echo "                 (renders the logit and CNN pages first when they are missing)"
@@ -90,7 +90,7 @@ FER2013 ?= data/fer2013/fer2013.csv.gz
 EPOCHS  ?= 200
 
 train-cnn: $(VENV)/.installed-cnn
-	$(PY) -m cnn_baseline train --data "$(FER2013)" --epochs $(EPOCHS) --seed $(SEED) $(if $(RESUME),--resume) $(if $(LR),--learning-rate $(LR)) $(if $(SIZE),--input-size $(SIZE))
+	$(PY) -m cnn_baseline train --data "$(FER2013)" --epochs $(EPOCHS) --seed $(SEED) $(if $(RESUME),--resume) $(if $(LR),--learning-rate $(LR)) $(if $(SIZE),--input-size $(SIZE)) $(if $(INIT),--init-from "$(INIT)")
 	$(PY) -m cnn_baseline evaluate --data "$(FER2013)"
 
 benchmark-cnn: $(VENV)/.installed-cnn

@@ -83,17 +83,17 @@ def test_short_training_lowers_the_loss_and_reports(tmp_path):
         assert seen["errors"] == [] and seen["broken_images"] == [] and seen["images"] == 4
 
 
-def test_committed_gpu_run_resumes_in_float32_on_the_cpu(tmp_path):
-    """The committed state was trained on a GPU in mixed precision (float16 compute), which
+def test_a_gpu_run_resumes_in_float32_on_the_cpu(tmp_path):
+    """A real GPU run's state, trained in mixed precision (float16 compute), which
     TensorFlow's CPU kernels refuse: a CPU resume goes on in float32 with the same weights."""
     import shutil
 
     import keras
 
     from cnn_baseline.model import as_float32
-    from cnn_baseline.train import DEFAULT_RUN
 
-    gpu_state = keras.models.load_model(DEFAULT_RUN / "last.keras")
+    gpu_run = FIXTURES / "gpu_run"
+    gpu_state = keras.models.load_model(gpu_run / "last.keras")
     assert {layer.dtype_policy.name for layer in gpu_state.layers} >= {"mixed_float16"}
     copy = as_float32(gpu_state)
     assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
@@ -101,7 +101,7 @@ def test_committed_gpu_run_resumes_in_float32_on_the_cpu(tmp_path):
 
     data = _split_sample(tmp_path, ("PublicTest", "Training"))
     run = tmp_path / "run"
-    shutil.copytree(DEFAULT_RUN, run)
+    shutil.copytree(gpu_run, run)
     done = len(pd.read_csv(run / "history.csv"))
     if gpu_available():
         pytest.skip("a GPU resumes in mixed precision")
