@@ -24,21 +24,32 @@ OPENFACE_OUT  = $(if $(filter command line environment,$(origin OUT)),$(OUT),dat
 .PHONY: help install fit-glassbox report-glassbox compare train-cnn evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit test lint clean
 
 help:
-	@echo "make openface IN=<image folder> [OUT=<AU table .csv>] [BACKEND=docker|native]"
-	@echo "                 [OPENFACE_BIN=<FaceLandmarkImg>] [WORKERS=<n>] [UPSCALE=<factor>|auto] [OPENFACE_ARGS=\"...\"]"
-	@echo "                 run OpenFace over the images; writes the AU table and <table>.failures.csv"
-	@echo "make fit-logit   fit the multinomial AU logit, write reports/logit/ and reports/logit.html"
-	@echo "                 options: IN=<AU table .csv> OUT=<folder> LABEL_COL=<col> CODING=name|seed|fer2013"
-	@echo "                          REFERENCE=<emotion> SEED=<n> POLICY=drop|keep"
-	@echo "make report-logit     re-render reports/logit.html from reports/logit/"
-	@echo "make benchmark-logit  time and peak memory, 4,473 rows and 100x resampled"
-	@echo "make fit-glassbox     select a glass-box AU model (CV) on the seed and FER2013 AUs, bootstrap it;"
-	@echo "                      writes reports/glassbox/ and reports/glassbox.html [FAST=1] [RESAMPLES=<n>]"
-	@echo "make train-cnn   train mini-XCEPTION on FER2013 [FER2013=<csv or folder>] [EPOCHS=<n>] [RESUME=1] [LR=<rate>] [SIZE=64] [INIT=<trained .keras>]"
-	@echo "make evaluate-cnn     score the committed CNN once on PrivateTest, write reports/cnn.html"
-	@echo "make compare     AU models vs mini-XCEPTION on the same faces: reports/compare.html and reports/index.html"
-	@echo "                 (renders the logit and CNN pages first when they are missing)"
-	@echo "make test        run the test suite"
+	@echo "Stages (each installs what it needs into $(VENV)/ on first use):"
+	@echo "  make openface IN=<image folder> [OUT=<AU table .csv>] [BACKEND=docker|native]"
+	@echo "                [OPENFACE_BIN=<FaceLandmarkImg>] [WORKERS=<n>] [UPSCALE=<factor>|auto] [OPENFACE_ARGS=\"...\"]"
+	@echo "                run OpenFace over the images; writes the AU table and <table>.failures.csv"
+	@echo "  make fit-logit     fit the multinomial AU logit; writes reports/logit/ and reports/logit.html"
+	@echo "                     [IN=<AU table .csv>] [OUT=<folder>] [LABEL_COL=<col>] [CODING=name|seed|fer2013]"
+	@echo "                     [REFERENCE=<emotion>] [SEED=<n>] [POLICY=drop|keep]"
+	@echo "  make fit-glassbox  select a glass-box AU model by CV on the bundled and FER2013 AUs, bootstrap it,"
+	@echo "                     save it; writes reports/glassbox/ and reports/glassbox.html [FAST=1] [RESAMPLES=<n>]"
+	@echo "  make train-cnn     train mini-XCEPTION on the full FER2013 (see README: where to get it), then score it"
+	@echo "                     [FER2013=<csv or folder>] [EPOCHS=<n>] [RESUME=1] [LR=<rate>] [SIZE=64] [INIT=<.keras>]"
+	@echo "  make evaluate-cnn  score the committed CNN once on PrivateTest; writes reports/cnn/ and reports/cnn.html"
+	@echo "  make compare       AU models vs the CNNs on the same faces; writes reports/compare.html and reports/index.html"
+	@echo "                     (renders the logit and CNN pages first when they are missing)"
+	@echo "Pages from existing results (no refitting):"
+	@echo "  make report-logit     re-render reports/logit.html from reports/logit/"
+	@echo "  make report-glassbox  re-render reports/glassbox.html from reports/glassbox/"
+	@echo "Benchmarks (print their figures):"
+	@echo "  make benchmark-openface IN=<image folder>  images/s of the runner and of one bare OpenFace call"
+	@echo "  make benchmark-logit  time and peak memory of the logit, 4,473 rows and 100x resampled"
+	@echo "  make benchmark-cnn    training and inference images/s of mini-XCEPTION (needs the full FER2013)"
+	@echo "Development:"
+	@echo "  make install  create $(VENV)/ and install the project (no TensorFlow)"
+	@echo "  make test     run the test suite (installs TensorFlow CPU, about 2.3 GB, on first use; several minutes)"
+	@echo "  make lint     ruff"
+	@echo "  make clean    remove generated pages and results under reports/"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -116,4 +127,5 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf reports/logit reports/logit.html reports/glassbox reports/glassbox.html reports/compare reports/compare.html reports/index.html
+	rm -rf reports/logit reports/logit.html reports/glassbox reports/glassbox.html reports/cnn reports/cnn.html \
+		reports/compare reports/compare.html reports/index.html
