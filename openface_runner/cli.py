@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
-from openface_runner.backends import DEFAULT_IMAGE, BackendError, make_backend
+from openface_runner import arguments
+from openface_runner.backends import BATCH_TIMEOUT_S, DEFAULT_IMAGE, make_backend
+from openface_runner.errors import RunnerError
 from openface_runner.flags import split_extra
-from openface_runner.inputs import InputError
 
 
-def _auto_float(text: str) -> float | None:
-    return None if text == "auto" else float(text)
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGINT) received: raised in the main thread so that OpenFace is stopped."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
-def _auto_int(text: str) -> int | None:
-    return None if text == "auto" else int(text)
+def _raise_terminated(signum: int, _frame) -> None:
+    raise Terminated(signum)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``run`` and ``benchmark`` commands; argument types reject bad values before any work."""
     parser = argparse.ArgumentParser(prog="python -m openface_runner", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="OpenFace over an image folder -> AU table + failures file")
@@ -34,33 +41,75 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument(
             "--openface-bin", default=None, help="FaceLandmarkImg path (native; or $OPENFACE_BIN)"
         )
-        sub.add_argument("--image", default=DEFAULT_IMAGE, help=f"Docker image (default: {DEFAULT_IMAGE})")
-        sub.add_argument("--workers", type=int, default=os.cpu_count(), help="parallel OpenFace processes")
         sub.add_argument(
-            "--upscale", type=_auto_float, default=None, help="factor, or auto (default: ~200 px)"
+            "--image",
+            default=DEFAULT_IMAGE,
+            help="Docker image: name:tag, registry:port/name:tag or name@sha256:<digest> "
+            f"(default: {DEFAULT_IMAGE})",
         )
-        sub.add_argument("--border", type=_auto_int, default=None, help="px, or auto (default: 25%% of side)")
+        sub.add_argument(
+            "--workers",
+            type=arguments.positive_int,
+            default=os.cpu_count() or 1,
+            help="parallel OpenFace processes (default: CPU count)",
+        )
+        sub.add_argument(
+            "--upscale", type=arguments.upscale, default=None, help="factor >= 1, or auto (default: ~200 px)"
+        )
+        sub.add_argument(
+            "--border", type=arguments.border, default=None, help="px, or auto (default: 25%% of side)"
+        )
         sub.add_argument(
             "--openface-args", default="", help='extra OpenFace arguments, e.g. "-mloc model/x.txt"'
         )
         sub.add_argument(
-            "--batch-size", type=int, default=200, help="images per OpenFace call (default: 200)"
+            "--batch-size",
+            type=arguments.positive_int,
+            default=200,
+            help="images per OpenFace call (default: 200)",
+        )
+        sub.add_argument(
+            "--batch-timeout",
+            type=arguments.seconds,
+            default=BATCH_TIMEOUT_S,
+            help=f"time limit of one OpenFace call, s (default: {BATCH_TIMEOUT_S:g})",
         )
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--out", required=True, help="AU table CSV to write")
     run.add_argument("--run-dir", default=None, help="work folder (default: <out>.run/)")
-    args = parser.parse_args(argv)
+    return parser
 
-    backend = make_backend(
-        args.backend, args.openface_bin, args.image, split_extra(args.openface_args), progress=not args.quiet
-    )
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done; 1 every OpenFace call failed or no table was written; 2 an error of
+    the run (``error: ...``); 128 + n stopped by signal n (SIGINT, SIGTERM). A bug raises."""
+    args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
+        backend = make_backend(
+            args.backend,
+            args.openface_bin,
+            args.image,
+            split_extra(args.openface_args),
+            progress=not args.quiet,
+            timeout_s=args.batch_timeout,
+        )
         if args.command == "run":
             return _run(args, backend)
         return _benchmark(args, backend)
-    except (InputError, BackendError, ValueError) as exc:
+    except RunnerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+        print(
+            f"stopped by {signal.Signals(signum).name}: OpenFace was stopped; "
+            "rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 128 + signum
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(args, backend) -> int:
@@ -87,6 +136,16 @@ def _run(args, backend) -> int:
     for note in summary.notes:
         print(f"note: {note}")
     print(f"wrote {summary.table if summary.rows else '(no table)'} and {summary.failures_file}")
+    if summary.every_batch_failed:
+        print(
+            f"error: every OpenFace call failed ({summary.failed_batches} of {summary.batches}); "
+            f"see the reasons in {summary.failures_file} and the logs in {summary.run_dir / 'logs'}",
+            file=sys.stderr,
+        )
+        return 1
+    if not summary.rows:
+        print(f"error: no AU table was written; see the reasons in {summary.failures_file}", file=sys.stderr)
+        return 1
     return 0
 
 

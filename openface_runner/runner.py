@@ -1,11 +1,17 @@
 """Run OpenFace over a folder of face images and write the AU table and its failures file.
 
-Flow: discover images -> stage (upscale) -> batches sharded over workers -> OpenFace ->
-outputs moved to ``done/`` -> parse -> AU table (atomic) + ``<table>.failures.csv``.
+Flow: discover inputs -> stage (upscale) -> batches sharded over workers -> OpenFace ->
+outputs moved to ``done/`` -> parse and range-check -> AU table (atomic) +
+``<table>.failures.csv``. Every input ends as a table row or a failure with its reason:
+a file that is not an image, cannot be read or decoded, a batch whose OpenFace call failed
+(exit code, signal, time limit: every image of the batch, with the worker's log), no face,
+an output out of the AU table's ranges.
 
-Resumable: an image whose outputs are in ``done/`` is not processed again, so a run
-killed half-way and restarted ends with the same table as an uninterrupted run. The
-run folder (default ``<table>.run/``) keeps staged images, OpenFace's raw outputs and logs.
+Resumable: an image whose outputs are in ``done/`` is not processed again (its key holds
+its content's hash, so a replaced image is), and a killed run restarted ends with the same
+table as an uninterrupted run. Failed batches are retried by the next run. The run folder
+(default ``<table>.run/``) keeps staged images, OpenFace's raw outputs and logs; it is
+locked while a run uses it.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,9 +30,11 @@ import pandas as pd
 
 from analysis.au_table import write_au_table
 from analysis.files import write_csv, write_json
-from openface_runner.backends import DockerBackend, NativeBackend, RunFolders
-from openface_runner.inputs import InputError, InputImage, StageError, discover, stage
-from openface_runner.parse import OutputError, parse_face_csv
+from openface_runner.backends import DockerBackend, NativeBackend, RunFolders, exit_reason
+from openface_runner.errors import BackendError, InputError, InvariantError, OutputError, StageError
+from openface_runner.inputs import InputImage, discover
+from openface_runner.parse import parse_face_csv
+from openface_runner.staging import stage
 
 FAILURE_COLUMNS = ["image", "label", "reason"]
 NO_FACE = "no face found"
@@ -34,7 +43,11 @@ NO_OUTPUT = "no output written by OpenFace"
 
 @dataclass
 class RunSummary:
-    """Counts of one run; ``inputs == rows + failures`` always holds."""
+    """Counts of one run; ``inputs == rows + failures`` always holds.
+
+    ``batches`` and ``failed_batches`` count this run's OpenFace calls and those that failed
+    (non-zero exit, signal, time limit, backend error).
+    """
 
     inputs: int
     rows: int
@@ -46,18 +59,43 @@ class RunSummary:
     failures_file: Path
     run_dir: Path
     workers: int = 1
+    batches: int = 0
+    failed_batches: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
     def detection_rate(self) -> float:
-        """Share of readable images in which OpenFace found a face."""
+        """Share of images OpenFace processed in which it found a face."""
         readable = self.rows + self.reasons.get(NO_FACE, 0) + self.reasons.get(NO_OUTPUT, 0)
         return self.rows / readable if readable else 0.0
+
+    @property
+    def every_batch_failed(self) -> bool:
+        """This run called OpenFace and every call failed."""
+        return self.batches > 0 and self.failed_batches == self.batches
 
 
 def failures_path(table: Path) -> Path:
     """The failures file beside a table: ``x.csv`` -> ``x.failures.csv``."""
     return table.with_name(table.name.removesuffix(".gz").removesuffix(".csv") + ".failures.csv")
+
+
+def check_output_location(table: Path) -> None:
+    """The table can be written where asked: not a folder, its folder creatable and writable.
+
+    Raises:
+        InputError: the path is a folder, a file is in the way of its folder, or the folder
+            is not writable.
+    """
+    if table.is_dir():
+        raise InputError(f"{table}: is a folder; --out names the AU table file to write (e.g. aus.csv)")
+    folder = table.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InputError(f"{table}: cannot write in {folder} ({exc.strerror})") from None
 
 
 def run_openface(
@@ -76,71 +114,109 @@ def run_openface(
     Args:
         in_dir: images, one subfolder per emotion (``happy/``...) or flat.
         out_csv: the AU table to write (``image, label, face, face_count, confidence,
-            success``, 17 ``AU*_r``, 18 ``AU*_c``); failures go to ``<name>.failures.csv``.
+            success``, 17 ``AU*_r``, 18 ``AU*_c``); failures go to ``<name>.failures.csv``
+            (``image, label, reason``).
         backend: ``DockerBackend`` or ``NativeBackend``.
-        workers: parallel OpenFace processes/containers (default: CPU count).
-        upscale, border: staging (see ``openface_runner.inputs.stage``); None = automatic.
-        batch_size: images per OpenFace call; a killed run redoes at most one batch per worker.
+        workers: parallel OpenFace processes/containers (>= 1; default: CPU count).
+        upscale, border: staging (see ``openface_runner.staging.stage``); None = automatic.
+        batch_size: images per OpenFace call (>= 1); a killed run redoes at most one batch per worker.
         run_dir: work folder (default ``<out_csv>.run/`` beside the table).
         progress: progress bars.
 
     Raises:
-        InputError: missing or empty input folder, or a run folder made with other settings.
+        InputError: missing or empty input folder, unusable output location, a run folder
+            made with other settings or in use by another run.
         BackendError: OpenFace cannot be started (engine unreachable, binary missing).
+        ValueError: ``workers`` or ``batch_size`` below 1.
     """
+    if batch_size < 1 or (workers is not None and workers < 1):
+        raise ValueError(f"batch_size and workers must be >= 1, got {batch_size} and {workers}")
+    started = time.perf_counter()
+    out_csv = Path(os.path.abspath(out_csv))
+    check_output_location(out_csv)
+    folders = RunFolders(Path(run_dir) if run_dir else out_csv.with_name(out_csv.name + ".run"))
+    with folders.lock():
+        return _run_locked(
+            Path(in_dir), out_csv, backend, folders, workers, upscale, border, batch_size, progress, started
+        )
+
+
+def _run_locked(
+    in_dir: Path,
+    out_csv: Path,
+    backend: NativeBackend | DockerBackend,
+    folders: RunFolders,
+    workers: int | None,
+    upscale: float | None,
+    border: int | None,
+    batch_size: int,
+    progress: bool,
+    started: float,
+) -> RunSummary:
     from tqdm.auto import tqdm
 
-    started = time.perf_counter()
-    out_csv = Path(out_csv)
-    images, skipped = discover(in_dir)
-    folders = RunFolders(Path(run_dir) if run_dir else out_csv.with_name(out_csv.name + ".run"))
+    own = (folders.root, out_csv, failures_path(out_csv))
+    images, rejected = discover(in_dir, exclude=own)
+    notes = [
+        f"{path} lies inside the input folder and is not an input"
+        for path in own
+        if path.exists() and Path(os.path.realpath(path)).is_relative_to(os.path.realpath(in_dir))
+    ]
     staged_dir, done_dir = folders.root / "staged", folders.root / "done"
     done_dir.mkdir(parents=True, exist_ok=True)
     _check_settings(folders.root, {"upscale": upscale, "border": border, "openface_args": backend.extra})
-    failures: dict[str, tuple[InputImage | None, str]] = {rel: (None, reason) for rel, _, reason in skipped}
-    labels = {rel: label for rel, label, _ in skipped}
+    failed: dict[str, str] = {}  # image.relative -> reason
 
     not_done = [i for i in images if not (done_dir / f"{i.key}_of_details.txt").exists()]
     if not_done:
-        backend.check()  # fail before any work when OpenFace cannot run
+        backend.check(folders)  # fail before any work when OpenFace cannot run
     pending: list[InputImage] = []
     for image in tqdm(not_done, desc="staging", unit="img", disable=not progress):
         try:
             stage(image, staged_dir, upscale, border)
             pending.append(image)
         except StageError as exc:
-            failures[image.relative] = (image, str(exc))
+            failed[image.relative] = str(exc)
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(pending) or 1))
+    batches = failed_batches = 0
     if pending:
-        _process(pending, backend, folders, staged_dir, done_dir, workers, batch_size, progress)
+        batch_failures, batches, failed_batches = _process(
+            pending, backend, folders, staged_dir, done_dir, workers, batch_size, progress
+        )
+        failed.update({i.relative: batch_failures[i.key] for i in pending if i.key in batch_failures})
 
     rows = []
     for image in images:
-        if image.relative in failures:
+        if image.relative in failed:
             continue
         csv, details = done_dir / f"{image.key}.csv", done_dir / f"{image.key}_of_details.txt"
         if csv.exists():
             try:
                 rows.append({"image": image.relative, "label": image.label, **parse_face_csv(csv)})
             except OutputError as exc:
-                failures[image.relative] = (image, f"unusable OpenFace output: {exc}")
+                failed[image.relative] = f"unusable OpenFace output: {exc.problem}"
         else:
-            failures[image.relative] = (image, NO_FACE if details.exists() else NO_OUTPUT)
+            failed[image.relative] = NO_FACE if details.exists() else NO_OUTPUT
 
     table = pd.DataFrame(rows)
+    by_name = {image.relative: image for image in images}
+    records = [
+        {"image": relative, "label": by_name[relative].label, "reason": reason}
+        for relative, reason in failed.items()
+    ] + [{"image": r.relative, "label": r.label, "reason": r.reason} for r in rejected]
+    failure_rows = pd.DataFrame(sorted(records, key=lambda r: r["image"]), columns=FAILURE_COLUMNS)
+    inputs = len(images) + len(rejected)
+    if inputs != len(table) + len(failure_rows):  # checked before anything is written
+        raise InvariantError(
+            f"{inputs} inputs but {len(table)} rows + {len(failure_rows)} failures: "
+            "an input was lost or counted twice"
+        )
     if not table.empty:
         write_au_table(table, out_csv)
-    failure_rows = pd.DataFrame(
-        [
-            {"image": rel, "label": image.label if image else labels.get(rel, ""), "reason": reason}
-            for rel, (image, reason) in sorted(failures.items())
-        ],
-        columns=FAILURE_COLUMNS,
-    )
     write_csv(failures_path(out_csv), failure_rows)
     summary = RunSummary(
-        inputs=len(images) + len(skipped),
+        inputs=inputs,
         rows=len(table),
         failures=len(failure_rows),
         reasons=failure_rows["reason"].value_counts().to_dict(),
@@ -150,24 +226,36 @@ def run_openface(
         failures_file=failures_path(out_csv),
         run_dir=folders.root,
         workers=workers,
+        batches=batches,
+        failed_batches=failed_batches,
+        notes=notes,
     )
     if table.empty:
-        summary.notes.append("OpenFace found no face in any image: no AU table was written")
-    assert summary.inputs == summary.rows + summary.failures
+        summary.notes.append("no image gave a usable face: no AU table was written")
     return summary
 
 
 def _process(
     pending: list[InputImage],
-    backend,
+    backend: NativeBackend | DockerBackend,
     folders: RunFolders,
     staged_dir: Path,
     done_dir: Path,
     workers: int,
     batch_size: int,
     progress: bool,
-) -> None:
-    """Shard ``pending`` over workers; each runs its batches in one backend session."""
+) -> tuple[dict[str, str], int, int]:
+    """Shard ``pending`` over workers; each runs its batches in one backend session.
+
+    A batch whose OpenFace call fails (non-zero exit, signal, time limit, backend error) is
+    halved until the image(s) that made it fail are found (``narrow``); each failed image
+    gets the reason of its last failed call, and its outputs are not kept, so the next run
+    retries it. On Ctrl-C or SIGTERM (KeyboardInterrupt here) the backend's running calls are
+    stopped (``cancel()``), the sessions clean up, and the interrupt propagates.
+
+    Returns:
+        ``(reason per failed image key, batches run, batches none of whose images succeeded)``.
+    """
     from tqdm.auto import tqdm
 
     shards = [pending[w::workers] for w in range(workers)]
@@ -179,30 +267,81 @@ def _process(
     )
     stop = threading.Event()
     lock = threading.Lock()
+    failures: dict[str, str] = {}
+    counts = {"batches": 0, "failed": 0}
+
+    class Cancelled(Exception):
+        """The run was stopped during an OpenFace call: its outputs are not trusted."""
 
     def work(worker: int) -> None:
         shard = shards[worker]
         with backend.session(worker, folders) as process:
-            for start in range(0, len(shard), batch_size):
-                if stop.is_set():
-                    return
-                batch = shard[start : start + batch_size]
-                name = f"w{worker}-b{start // batch_size}"
+
+            def attempt(batch: list[InputImage], name: str) -> str | None:
+                """One OpenFace call over ``batch``; its outputs go to ``done/`` on success.
+
+                Returns the failure reason, None on success. Raises Cancelled when stopped.
+                """
                 in_dir, out_dir = folders.batches / name, folders.outputs / name
                 for folder in (in_dir, out_dir):
                     shutil.rmtree(folder, ignore_errors=True)  # a killed run's partial batch
                     folder.mkdir(parents=True)
                 for image in batch:
                     _link(staged_dir / f"{image.key}.png", in_dir / f"{image.key}.png")
-                process(name)
-                for image in batch:  # CSV before details: details marks the image done
-                    for suffix in (".csv", "_of_details.txt"):
-                        produced = out_dir / f"{image.key}{suffix}"
-                        if produced.exists():
-                            os.replace(produced, done_dir / produced.name)
+                try:
+                    code = process(name)
+                    reason = exit_reason(code, backend.timeout_s, folders.log(worker)) if code else None
+                except BackendError as exc:
+                    reason = f"OpenFace could not run ({exc}); see {folders.log(worker)}"
+                if stop.is_set():
+                    raise Cancelled
+                if reason is None:
+                    for image in batch:  # CSV before details: details marks the image done
+                        for suffix in (".csv", "_of_details.txt"):
+                            produced = out_dir / f"{image.key}{suffix}"
+                            if produced.exists():
+                                os.replace(produced, done_dir / produced.name)
                 shutil.rmtree(in_dir, ignore_errors=True)
                 shutil.rmtree(out_dir, ignore_errors=True)
+                return reason
+
+            def narrow(batch: list[InputImage], name: str, reason: str) -> list[tuple[InputImage, str]]:
+                """A failed call over several images: halve it to find the image(s) that made it fail.
+
+                One image that crashes OpenFace then costs only itself (about 2 log2(n) extra
+                calls). When both halves fail too, the failure is taken as not caused by an image
+                (a bad argument, a missing model) and every image keeps its reason.
+                """
+                if len(batch) == 1:
+                    return [(batch[0], reason)]
+                middle = len(batch) // 2
+                halves = [(batch[:middle], f"{name}-0"), (batch[middle:], f"{name}-1")]
+                reasons = [attempt(half, half_name) for half, half_name in halves]
+                if all(reasons):
+                    return [
+                        (image, r) for (half, _), r in zip(halves, reasons, strict=True) for image in half
+                    ]
+                return [
+                    failure
+                    for (half, half_name), r in zip(halves, reasons, strict=True)
+                    if r
+                    for failure in narrow(half, half_name, r)
+                ]
+
+            for start in range(0, len(shard), batch_size):
+                if stop.is_set():
+                    return
+                batch = shard[start : start + batch_size]
+                name = f"w{worker}-b{start // batch_size}"
+                try:
+                    reason = attempt(batch, name)
+                    failed = narrow(batch, name, reason) if reason else []
+                except Cancelled:
+                    return
                 with lock:
+                    counts["batches"] += 1
+                    counts["failed"] += len(failed) == len(batch)
+                    failures.update({image.key: why for image, why in failed})
                     bar.update(len(batch))
 
     pool = ThreadPoolExecutor(workers)
@@ -210,11 +349,13 @@ def _process(
         for future in [pool.submit(work, w) for w in range(workers)]:
             future.result()
     except BaseException:
-        stop.set()  # Ctrl-C or a worker's error: others finish their batch, sessions clean up
+        stop.set()  # Ctrl-C, SIGTERM or a worker's error: stop OpenFace now, sessions clean up
+        backend.cancel()
         raise
     finally:
         pool.shutdown(wait=True)
         bar.close()
+    return failures, counts["batches"], counts["failed"]
 
 
 def _check_settings(run_dir: Path, settings: dict) -> None:

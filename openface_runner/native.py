@@ -1,0 +1,136 @@
+"""A locally built ``FaceLandmarkImg`` run through ``subprocess``.
+
+Each OpenFace call runs in its own process group, from the binary's folder (OpenFace
+resolves its model files relative to it), with a time limit; ``cancel()`` stops every
+running call (SIGTERM, then SIGKILL after ``KILL_GRACE_S``), so that a runner stopped by
+Ctrl-C or SIGTERM leaves no OpenFace process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from openface_runner.errors import BackendError
+from openface_runner.flags import EXECUTABLE, face_landmark_img
+from openface_runner.folders import RunFolders
+
+BIN_ENV = "OPENFACE_BIN"
+BATCH_TIMEOUT_S = 3600.0
+TIMEOUT_EXIT = 124  # exit code of a call stopped at its time limit (as coreutils' timeout)
+KILL_GRACE_S = 5.0
+
+Process = Callable[[str], int]  # batch name -> exit code
+
+
+def stop_group(process: subprocess.Popen, grace_s: float = KILL_GRACE_S) -> None:
+    """SIGTERM to the process group of ``process``, SIGKILL after ``grace_s``; reaps it."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=wait_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class NativeBackend:
+    """A locally built ``FaceLandmarkImg`` (``binary``, ``$OPENFACE_BIN`` or on ``PATH``).
+
+    Args:
+        binary: the executable; a relative path is taken from the current directory.
+        extra: arguments appended to every OpenFace call.
+        timeout_s: time limit of one OpenFace call (one batch), seconds.
+    """
+
+    name = "native"
+
+    def __init__(
+        self,
+        binary: str | os.PathLike[str] | None,
+        extra: Sequence[str] = (),
+        timeout_s: float = BATCH_TIMEOUT_S,
+    ):
+        found = str(binary or os.environ.get(BIN_ENV, "") or shutil.which(EXECUTABLE) or "")
+        self.binary = os.path.abspath(found) if found else ""
+        self.extra = list(extra)
+        self.timeout_s = timeout_s
+        self._running: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+
+    def check(self, folders: RunFolders | None = None) -> None:
+        """Raises BackendError when the binary is missing or not executable."""
+        if not self.binary:
+            raise BackendError(
+                f"no {EXECUTABLE} binary: pass --openface-bin (make OPENFACE_BIN=...) or set ${BIN_ENV}, "
+                "or use the Docker backend"
+            )
+        path = Path(self.binary)
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise BackendError(f"{self.binary}: not an executable file")
+
+    def command(self, folders: RunFolders, batch: str) -> list[str]:
+        """The OpenFace command line of one batch (absolute paths)."""
+        return face_landmark_img(
+            self.binary, str(folders.batches / batch), str(folders.outputs / batch), self.extra
+        )
+
+    def cancel(self) -> None:
+        """Stop every running OpenFace call of this backend; later calls do not start."""
+        self._cancelled.set()
+        with self._lock:
+            running = list(self._running)
+        for process in running:
+            stop_group(process)
+
+    @contextmanager
+    def session(self, worker: int, folders: RunFolders) -> Iterator[Process]:
+        """Yields ``process(batch) -> exit code`` (``TIMEOUT_EXIT`` at the time limit).
+
+        Raises (from ``process``):
+            BackendError: the binary cannot be started, or the backend was cancelled.
+        """
+        log = folders.log(worker)
+
+        def process(batch: str) -> int:
+            command = self.command(folders, batch)
+            with log.open("a", encoding="utf-8") as out:
+                out.write(f"$ {' '.join(command)}\n")
+                out.flush()
+                with self._lock:
+                    if self._cancelled.is_set():
+                        raise BackendError("cancelled")
+                    try:
+                        child = subprocess.Popen(
+                            command,
+                            stdout=out,
+                            stderr=subprocess.STDOUT,
+                            cwd=Path(self.binary).parent,
+                            start_new_session=True,  # its own group: cancel() stops it and its children
+                        )
+                    except OSError as exc:
+                        raise BackendError(f"cannot start {self.binary} ({exc.strerror})") from None
+                    self._running.add(child)
+                try:
+                    code = child.wait(timeout=self.timeout_s)
+                except subprocess.TimeoutExpired:
+                    stop_group(child)
+                    code = TIMEOUT_EXIT
+                    out.write(f"stopped at the time limit of {self.timeout_s:g} s\n")
+                finally:
+                    with self._lock:
+                        self._running.discard(child)
+                out.write(f"exit code {code}\n")
+            return code
+
+        yield process
