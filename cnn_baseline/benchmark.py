@@ -10,7 +10,8 @@ import numpy as np
 from cnn_baseline.data import arrays, load_fer2013
 from cnn_baseline.evaluate import class_probabilities
 from cnn_baseline.model import mini_xception
-from cnn_baseline.train import scale, train_dataset
+from cnn_baseline.preprocess import scale
+from cnn_baseline.train import train_dataset
 
 
 def benchmark(

@@ -6,7 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from cnn_baseline.data import DEFAULT_PATH, FER2013Error
+from analysis.results import ResultsError
+from cnn_baseline.data import DEFAULT_PATH
+from cnn_baseline.errors import CNNError
+from cnn_baseline.model import DEFAULT_MODEL, DEFAULT_RUN
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,17 +52,34 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--model", default=None, help="model .keras (default: cnn_baseline/models/)")
     evaluate.add_argument("--out", default="reports/cnn", help="results folder (default: reports/cnn)")
     predict = commands.add_parser(
-        "predict", help="emotion probabilities for image files (Haar-cascade face crop)"
+        "predict",
+        help="emotion probabilities for image files (48x48 grey crops taken whole, else Haar cascade)",
+        description="One row per file: how the face was taken, the predicted emotion and the 7 "
+        "probabilities, or why the file was not classified. Exit 1 only when no file was classified.",
     )
     predict.add_argument("files", nargs="+", help="image files")
     predict.add_argument("--model", default=None, help="model .keras (default: cnn_baseline/models/)")
+    faces = predict.add_mutually_exclusive_group()
+    faces.add_argument(
+        "--cropped",
+        dest="faces",
+        action="store_const",
+        const="cropped",
+        help="every file is already a face crop: no face detection",
+    )
+    faces.add_argument(
+        "--detect",
+        dest="faces",
+        action="store_const",
+        const="detect",
+        help="run the Haar cascade on every file, 48x48 grey crops included",
+    )
+    predict.set_defaults(faces="auto")
     bench = commands.add_parser("benchmark", help="training and inference images/s on this machine")
     bench.add_argument("--data", default=str(DEFAULT_PATH), help="FER2013 CSV or image folder")
     bench.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
     try:
-        from cnn_baseline.train import DEFAULT_MODEL, DEFAULT_RUN
-
         if args.command == "train":
             from cnn_baseline.train import train as run
 
@@ -86,9 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "predict":
             from cnn_baseline.predict import predict_files
 
-            table = predict_files(args.files, args.model or DEFAULT_MODEL)
-            print(table.to_string(index=False, float_format="%.3f"))
-            return 0 if (table["error"] == "").all() else 1
+            table = predict_files(args.files, args.model or DEFAULT_MODEL, faces=args.faces)
+            print(table.to_string(index=False, float_format="%.3f", na_rep=""))
+            failed = table["error"] != ""
+            for file, reason in zip(table.loc[failed, "file"], table.loc[failed, "error"], strict=True):
+                print(f"{file}: {reason}", file=sys.stderr)
+            if failed.any():
+                print(f"{int(failed.sum())} of {len(table)} files not classified", file=sys.stderr)
+            return 1 if failed.all() else 0
         from cnn_baseline.report import render_cnn_report
         from cnn_baseline.report_data import evaluate_all
 
@@ -97,6 +122,6 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         print(f"wrote {render_cnn_report(out, out.parent / (out.name + '.html'))}")
         return 0
-    except (FER2013Error, FileNotFoundError) as exc:
+    except (CNNError, ResultsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -17,15 +17,14 @@ import numpy as np
 import pandas as pd
 
 from analysis.labels import FER2013_CODES, name_for
+from cnn_baseline.errors import FER2013Error
+
+__all__ = ["CLASS_NAMES", "DEFAULT_PATH", "FER2013Error", "SIDE", "arrays", "load_fer2013", "resized"]
 
 SIDE = 48
 USAGES = ("Training", "PublicTest", "PrivateTest")
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "fer2013" / "fer2013.csv.gz"
 CLASS_NAMES = [FER2013_CODES[i] for i in range(7)]
-
-
-class FER2013Error(ValueError):
-    """FER2013 input that cannot be used; the message names the file and row."""
 
 
 def load_fer2013(path: str | os.PathLike[str] = DEFAULT_PATH) -> pd.DataFrame:
@@ -43,7 +42,12 @@ def load_fer2013(path: str | os.PathLike[str] = DEFAULT_PATH) -> pd.DataFrame:
     if path.is_dir():
         return _load_folder(path)
     if not path.is_file():
-        raise FER2013Error(f"{path}: no such file or folder (FER2013 CSV or image folder)")
+        raise FER2013Error(
+            f"{path}: no such file or folder; the full FER2013 is not in the repository: download "
+            "fer2013.csv (in fer2013.tar.gz) from Kaggle's \"Challenges in Representation Learning: Facial "
+            "Expression Recognition Challenge\", gzip it to data/fer2013/fer2013.csv.gz, or pass "
+            "--data (make: FER2013=<csv or image folder>)"
+        )
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:

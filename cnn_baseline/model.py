@@ -5,6 +5,19 @@ for Emotion and Gender Classification", arXiv 1710.07557; reference implementati
 
 from __future__ import annotations
 
+import os
+import zipfile
+from pathlib import Path
+
+from cnn_baseline.errors import ModelFileError
+
+MODELS = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL = MODELS / "mini_xception.keras"
+# Training state (history, last epoch's model with its optimiser) is committed beside the
+# model so that a CPU training longer than one session continues with --resume.
+DEFAULT_RUN = MODELS / "run"
+NUM_CLASSES = 7
+
 
 def mini_xception(input_shape=(48, 48, 1), num_classes: int = 7, l2: float = 0.01):
     """The published mini-XCEPTION as a Keras model.
@@ -57,3 +70,70 @@ def as_float32(model):
     copy = keras.models.clone_model(model, clone_function=float32_layer)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def load_model(path: str | os.PathLike[str], num_classes: int | None = NUM_CLASSES, compile: bool = False):
+    """A Keras 3 ``.keras`` model from a file a user may have received from someone else.
+
+    Loaded with ``safe_mode=True`` (no deserialised Python code, e.g. ``Lambda`` layers;
+    Keras >= 3.11.3 also applies it to HDF5, CVE-2025-9905); legacy HDF5 (``.h5``,
+    ``.hdf5``) is refused outright. ``num_classes``: when given, the model must take grey
+    square faces, (None, side, side, 1), and give (None, num_classes) probabilities.
+    ``compile``: restore the training configuration (optimiser state), as ``--resume`` needs.
+
+    Raises:
+        ModelFileError: missing path, a folder, another format, an HDF5 file, a file that
+            is not a Keras zip archive, one Keras cannot load (its reason, one line), or a
+            model of another shape. The message is one line that starts with the path.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such model file (train one with `make train-cnn`)")
+    if path.is_dir():
+        raise ModelFileError(f"{path}: a folder, not a model file (.keras)")
+    suffix = path.suffix.lower()
+    if suffix in (".h5", ".hdf5"):
+        raise ModelFileError(
+            f"{path}: a legacy HDF5 model; only the Keras 3 .keras format is accepted "
+            "(load it in a trusted session and save it as name.keras)"
+        )
+    if suffix != ".keras":
+        raise ModelFileError(f"{path}: not a .keras file (the Keras 3 model format)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except zipfile.BadZipFile:
+        raise ModelFileError(f"{path}: not a Keras model (a .keras file is a zip archive)") from None
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    missing = sorted({"config.json", "model.weights.h5"} - names)
+    if missing:
+        raise ModelFileError(f"{path}: not a Keras model (the zip archive has no {', '.join(missing)})")
+    import keras
+
+    try:
+        model = keras.models.load_model(path, compile=compile, safe_mode=True)
+    except RecursionError:
+        raise ModelFileError(f"{path}: cannot be loaded: its config.json is nested too deeply") from None
+    except Exception as exc:  # noqa: BLE001  (any reason Keras gives becomes one line naming the file)
+        raise ModelFileError(f"{path}: cannot be loaded as a Keras model ({_one_line(exc)})") from None
+    if num_classes is not None:
+        shapes = (_shape(model, "input_shape"), _shape(model, "output_shape"))
+        side = shapes[0][1] if len(shapes[0]) == 4 else None
+        if shapes != ((None, side, side, 1), (None, num_classes)) or not isinstance(side, int):
+            raise ModelFileError(
+                f"{path}: not a FER2013 emotion model: input {shapes[0]}, output {shapes[1]}; expected "
+                f"(None, side, side, 1) grey faces and (None, {num_classes}) class probabilities"
+            )
+    return model
+
+
+def _shape(model, attribute: str) -> tuple:
+    shape = getattr(model, attribute)
+    return tuple(shape) if isinstance(shape, tuple | list) and not isinstance(shape[0], tuple | list) else ()
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message as one line of at most ``limit`` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -3,6 +3,10 @@
 ``make compare`` fits a surrogate AU logit to the CNN's decisions on Training faces; the
 Training pixels (95 MB) are not in the repository, so the stage that has them (``evaluate``)
 writes the probabilities once, with the SHA-256 of the model that made them.
+
+The file is committed, so it is rewritten only when the model changed: TensorFlow's CPU
+kernels sum in a thread-dependent order, and probabilities near a rounding boundary came out
+differently in the 4th decimal between two runs of the same model on the same faces.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from analysis.files import write_csv, write_json
 from cnn_baseline.data import CLASS_NAMES
 
 PROBABILITY_COLUMNS = [f"p_{name}" for name in CLASS_NAMES]
+DECIMALS = 4  # probabilities are written rounded to 4 decimals (the surrogate needs the labels)
 
 
 def predictions_path(model_path: str | Path) -> Path:
@@ -31,10 +36,32 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def training_predictions_current(model_path: str | Path, part: pd.DataFrame) -> bool:
+    """Whether the file beside the model was made by this very model (SHA-256 of the model
+    file) for these Training faces (same count and, row by row, the same ``image`` names and
+    ``emotion`` labels); a damaged or unreadable file is not current."""
+    path = predictions_path(model_path)
+    sidecar = _sidecar(path)
+    try:
+        recorded = json.loads(sidecar.read_text(encoding="utf-8"))
+        if recorded.get("model_sha256") != file_sha256(model_path) or recorded.get("n") != len(part):
+            return False
+        kept = pd.read_csv(path, dtype={"image": str}, keep_default_na=False)
+    except (OSError, ValueError, EOFError, pd.errors.ParserError, AttributeError):
+        return False
+    return (
+        list(kept.columns) == ["image", "emotion", *PROBABILITY_COLUMNS]
+        and kept["image"].tolist() == part["image"].astype(str).tolist()
+        and kept["emotion"].tolist() == part["emotion"].astype(int).tolist()
+    )
+
+
 def write_training_predictions(
     model_path: str | Path, part: pd.DataFrame, probabilities: np.ndarray, data_path: str | Path
 ) -> Path:
-    """Write ``image, emotion, p_angry … p_neutral`` (4 decimals) and a JSON sidecar.
+    """Write ``image, emotion, p_angry … p_neutral`` (``DECIMALS`` decimals) and a JSON sidecar.
+
+    Callers skip this when ``training_predictions_current`` (``report_data.evaluate_all``).
 
     Args:
         part: the Training rows of a ``load_fer2013`` table (n rows).
@@ -43,13 +70,13 @@ def write_training_predictions(
     Returns:
         The CSV path; the sidecar (same name, ``.json``) holds ``model_sha256``, ``n`` and ``data``.
     """
-    table = pd.DataFrame(probabilities.round(4), columns=PROBABILITY_COLUMNS)
+    table = pd.DataFrame(probabilities.round(DECIMALS), columns=PROBABILITY_COLUMNS)
     table.insert(0, "emotion", part["emotion"].to_numpy())
     table.insert(0, "image", part["image"].to_numpy())
     path = predictions_path(model_path)
     write_csv(path, table)
     write_json(
-        path.with_suffix("").with_suffix(".json"),
+        _sidecar(path),
         {"model_sha256": file_sha256(model_path), "n": len(table), "data": str(data_path)},
     )
     return path
@@ -64,7 +91,7 @@ def read_training_predictions(model_path: str | Path) -> pd.DataFrame:
             ``make evaluate-cnn`` with the full FER2013.
     """
     path = predictions_path(model_path)
-    sidecar = path.with_suffix("").with_suffix(".json")
+    sidecar = _sidecar(path)
     if not path.is_file() or not sidecar.is_file():
         raise FileNotFoundError(f"{path}: no Training predictions of this model; run `make evaluate-cnn`")
     recorded = json.loads(sidecar.read_text())["model_sha256"]
@@ -73,3 +100,8 @@ def read_training_predictions(model_path: str | Path) -> pd.DataFrame:
             f"{path} was made by another model than {model_path}; run `make evaluate-cnn` on full FER2013"
         )
     return pd.read_csv(path)
+
+
+def _sidecar(path: Path) -> Path:
+    """``x.training_predictions.csv.gz`` -> ``x.training_predictions.json``."""
+    return path.with_suffix("").with_suffix(".json")

@@ -25,26 +25,9 @@ import numpy as np
 
 from analysis.files import write_json
 from cnn_baseline.data import CLASS_NAMES, arrays, load_fer2013, resized
-from cnn_baseline.model import as_float32, mini_xception
+from cnn_baseline.model import DEFAULT_MODEL, DEFAULT_RUN, as_float32, load_model, mini_xception
 from cnn_baseline.predictions import file_sha256
-
-MODELS = Path(__file__).resolve().parent / "models"
-DEFAULT_MODEL = MODELS / "mini_xception.keras"
-# Training state (history, last epoch's model with its optimiser) is committed beside the
-# model so that a CPU training longer than one session continues with --resume.
-DEFAULT_RUN = MODELS / "run"
-
-
-def scale(pixels: np.ndarray) -> np.ndarray:
-    """Pixels 0-255 -> float32 in [-1, 1], the original's preprocessing."""
-    return pixels.astype("float32") / 127.5 - 1.0
-
-
-def model_inputs(pixels: np.ndarray, side: int = 48) -> np.ndarray:
-    """(n, 48, 48, 1) pixels 0-255 -> (n, side, side, 1) float32 in [-1, 1], the input of a
-    mini-XCEPTION ``side`` pixels wide (``model.input_shape[1]``); resized bilinearly when
-    ``side`` is not 48."""
-    return scale(resized(pixels, side))
+from cnn_baseline.preprocess import model_inputs, scale
 
 
 def gpu_available() -> bool:
@@ -176,7 +159,7 @@ def train(
     history_csv = run_dir / "history.csv"
     initial_epoch, best_so_far = 0, None
     if resume and last.exists() and history_csv.exists():
-        model = keras.models.load_model(last)
+        model = load_model(last, num_classes=len(CLASS_NAMES), compile=True)
         initial_epoch = max(0, len(history_csv.read_text().splitlines()) - 1)
         # Without this the kept model would be replaced by the first resumed epoch, better or not.
         best_so_far = _history_max(history_csv, "val_accuracy") if model_path.exists() else None
@@ -189,7 +172,7 @@ def train(
     else:
         model = mini_xception(input_shape=(input_size, input_size, 1), num_classes=len(CLASS_NAMES))
         if init_from is not None:
-            model.set_weights(keras.models.load_model(init_from, compile=False).get_weights())
+            model.set_weights(load_model(init_from, num_classes=len(CLASS_NAMES)).get_weights())
         model = _compiled(model, learning_rate or 1e-3)
     side = model.input_shape[1]
     x_train = resized(x_train, side)

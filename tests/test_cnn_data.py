@@ -68,3 +68,25 @@ def test_image_folder_layout(tmp_path):
     loaded = load_fer2013(tmp_path)
     assert len(loaded) == 14 and set(loaded["Usage"]) == {"Training", "PrivateTest"}
     assert sorted(loaded["emotion"]) == sorted(list(range(7)) * 2)
+
+
+def test_preprocessing_sits_beside_the_model_not_in_training():
+    """predict, Grad-CAM, evaluation and the comparison take the model's inputs from
+    ``cnn_baseline.preprocess``; none of them loads the training module."""
+    import subprocess
+    import sys
+
+    from cnn_baseline.preprocess import model_inputs, scale
+
+    assert scale(np.array([0, 127.5, 255])).tolist() == [-1.0, 0.0, 1.0]
+    x, _ = arrays(load_fer2013(SAMPLE), "PrivateTest")
+    inputs = model_inputs(x[:3], 64)
+    assert inputs.shape == (3, 64, 64, 1) and inputs.dtype == np.float32
+    assert inputs.min() >= -1 and inputs.max() <= 1
+    assert np.array_equal(model_inputs(x[:3]), scale(x[:3]))  # 48 wide: scaled only
+    code = (
+        "import sys, cnn_baseline.predict, cnn_baseline.gradcam, cnn_baseline.evaluate, "
+        "cnn_baseline.report_data, compare.models; "
+        "sys.exit('cnn_baseline.train' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
