@@ -1,4 +1,9 @@
-"""Matplotlib figures of the logit report, returned as embeddable PNG data URIs."""
+"""Matplotlib figures of the logit report, returned as embeddable PNG data URIs.
+
+Figures are drawn at :data:`DPI` no wider than :data:`MAX_WIDTH_IN` inches, so a page's
+column (about 1,100 px) shows them unscaled, and no text is smaller than
+:data:`MIN_FONT_PT` points: at least 10 px as displayed (:func:`smallest_text_px`).
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,33 @@ from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
 from analysis.au_table import au_label
 
+DPI = 100
+MAX_WIDTH_IN = 11.0  # 1,100 px at DPI: the page's column shows the figure unscaled
+MIN_FONT_PT = 8  # 8 pt at 100 dpi = 11 px
+
 
 def to_data_uri(fig: Figure) -> str:
     """PNG of ``fig`` as a ``data:`` URI, so the HTML page needs no other file."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format="png", dpi=DPI)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def smallest_text_px(fig: Figure, column_px: float = MAX_WIDTH_IN * DPI) -> float:
+    """The smallest visible text of ``fig`` in CSS pixels as a page shows it.
+
+    A page shows a figure at its pixel size, scaled down to fit a column of ``column_px``.
+    """
+    width_px = fig.get_figwidth() * DPI
+    scale = min(1.0, column_px / width_px)
+    sizes = [
+        text.get_fontsize()
+        for text in fig.findobj(
+            lambda artist: hasattr(artist, "get_fontsize") and hasattr(artist, "get_text")
+        )
+        if text.get_visible() and text.get_text().strip()
+    ]
+    return min(sizes, default=float("inf")) * DPI / 72 * scale
 
 
 def stars(p: float) -> str:
@@ -26,9 +52,16 @@ def stars(p: float) -> str:
     return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
 
 
-def diverging_heatmap(values: pd.DataFrame, marks: pd.DataFrame | None, title: str, unit: str) -> str:
-    """Heatmap rows = AUs, columns = emotions; colours diverge around 0 (blue < 0 < red)."""
-    limit = float(np.nanmax(np.abs(values.to_numpy()))) or 1.0
+def diverging_heatmap(
+    values: pd.DataFrame, marks: pd.DataFrame | None, title: str, unit: str, limit: float | None = None
+) -> str:
+    """Heatmap rows = AUs, columns = emotions; colours diverge around 0 (blue < 0 < red).
+
+    ``limit``: the colour scale runs from -limit to +limit (default: the largest |value|); give
+    two heatmaps the same limit to compare their colours.
+    """
+    if limit is None:
+        limit = float(np.nanmax(np.abs(values.to_numpy()))) or 1.0
     fig = Figure(figsize=(1.2 * values.shape[1] + 3.2, 0.36 * values.shape[0] + 1.4), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(values.to_numpy(), cmap="RdBu_r", norm=TwoSlopeNorm(0, -limit, limit), aspect="auto")
@@ -38,19 +71,24 @@ def diverging_heatmap(values: pd.DataFrame, marks: pd.DataFrame | None, title: s
         for j in range(values.shape[1]):
             mark = "" if marks is None else marks.iat[i, j]
             colour = "white" if abs(values.iat[i, j]) > 0.6 * limit else "black"
-            ax.text(j, i, f"{values.iat[i, j]:.2f}{mark}", ha="center", va="center", fontsize=7, color=colour)
+            ax.text(j, i, f"{values.iat[i, j]:.2f}{mark}", ha="center", va="center", fontsize=8, color=colour)
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label=unit, shrink=0.8)
     return to_data_uri(fig)
 
 
 def forest_plots(coefficients: pd.DataFrame) -> str:
-    """Odds ratio with 95% CI per AU, one panel per emotion vs the reference; log x-axis."""
+    """Odds ratio with 95% CI per AU, one panel per emotion vs the reference (three a row); log x-axis."""
     coefs = coefficients[coefficients["au"] != "const"]
     emotions = list(dict.fromkeys(coefs["emotion"]))
     aus = list(dict.fromkeys(coefs["au"]))
-    fig = Figure(figsize=(3.0 * len(emotions) + 1.5, 0.3 * len(aus) + 1.5), layout="constrained")
-    axes = fig.subplots(1, len(emotions), sharex=True, sharey=True, squeeze=False)[0]
+    cols = min(3, len(emotions))
+    rows = int(np.ceil(len(emotions) / cols))
+    fig = Figure(figsize=(3.1 * cols + 1.6, (0.3 * len(aus) + 1.2) * rows), layout="constrained")
+    grid = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+    for ax in grid.ravel()[len(emotions) :]:
+        ax.axis("off")
+    axes = grid.ravel()[: len(emotions)]
     for ax, emotion in zip(axes, emotions, strict=True):
         part = coefs[coefs["emotion"] == emotion].set_index("au").reindex(aus)
         y = np.arange(len(aus))[::-1]
@@ -71,7 +109,8 @@ def forest_plots(coefficients: pd.DataFrame) -> str:
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(emotion)
         ax.set_xlabel("odds ratio per unit")
-    axes[0].set_yticks(np.arange(len(aus))[::-1], [au_label(a) for a in aus])
+        ax.tick_params(labelbottom=True)
+    grid[0, 0].set_yticks(np.arange(len(aus))[::-1], [au_label(a) for a in aus])
     return to_data_uri(fig)
 
 
@@ -82,9 +121,9 @@ def confusion_heatmap(counts: pd.DataFrame) -> str:
     return to_data_uri(fig)
 
 
-def draw_confusion(ax, counts: pd.DataFrame, fontsize: int = 8) -> None:
+def draw_confusion(ax, counts: pd.DataFrame, fontsize: float = 9) -> None:
     """Draw a row-normalised confusion matrix (rows = true, columns = predicted) on ``ax``."""
-    share = counts.div(counts.sum(axis=1), axis=0)
+    share = counts.div(counts.sum(axis=1).replace(0, 1), axis=0)  # a row without faces reads 0
     ax.imshow(share.to_numpy(), cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(counts.columns)), counts.columns, rotation=30)
     ax.set_yticks(range(len(counts.index)), counts.index)

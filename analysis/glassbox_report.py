@@ -1,18 +1,24 @@
-"""Render ``reports/glassbox.html`` from the files ``run_glassbox`` wrote (no refitting)."""
+"""Render ``reports/glassbox.html`` from the files ``run_glassbox`` wrote (no refitting).
+
+Built by the one rendering module, :mod:`analysis.render`. Effect columns are read under
+their new names (``effect``, ``sign_share``) or their old ones (``coef``, ``same_sign``).
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib.figure import Figure
 
 from analysis.au_table import au_label
 from analysis.figures import diverging_heatmap, to_data_uri
-from analysis.files import write_text
+from analysis.render import check_results, read_json, render_page
+
+# What an effect is, when metrics.json does not say (``effect_definition``).
+DEFAULT_EFFECT = "when the AU goes from 0 to intensity 2 (and present)"
 
 DATASETS = {"seed": "Seed AU data (5-fold CV)", "fer2013": "FER2013 OpenFace AUs (Training → PrivateTest)"}
 
@@ -21,21 +27,24 @@ def render_glassbox_report(results_dir: str | Path, html_path: str | Path) -> Pa
     """Build the self-contained glass-box page from ``metrics.json`` and the per-dataset CSVs.
 
     Raises:
-        FileNotFoundError: a results file is missing (run ``make fit-glassbox`` first).
+        ResultsError: the results folder is missing, or a file is missing or does not match
+            its manifest (run ``make fit-glassbox`` again).
     """
     results = Path(results_dir)
-    metrics = json.loads((results / "metrics.json").read_text(encoding="utf-8"))
+    check_results(results)
+    metrics = read_json(results / "metrics.json")
     sections = []
     for name, title in DATASETS.items():
         if name not in metrics:
             continue
         m = metrics[name]
         selection = pd.read_csv(results / f"{name}_selection.csv")
-        stability = pd.read_csv(results / f"{name}_stability.csv")
-        facs = pd.read_csv(results / f"{name}_facs.csv")
+        stability = _renamed(pd.read_csv(results / f"{name}_stability.csv"), same_sign="sign_share")
+        facs = _renamed(pd.read_csv(results / f"{name}_facs.csv"), coef="effect")
         importance = pd.read_csv(results / f"{name}_importance.csv")
         example = pd.read_csv(results / f"{name}_example.csv")
         effects = stability.pivot(index="au", columns="emotion", values="effect")
+        effect = str(m.get("effect_definition", DEFAULT_EFFECT))
         marks = stability.assign(mark=np.where(stability["flips"], "†", "")).pivot(
             index="au", columns="emotion", values="mark"
         )
@@ -50,7 +59,7 @@ def render_glassbox_report(results_dir: str | Path, html_path: str | Path) -> Pa
                     "importance": _importance(importance),
                     "shapes": _shapes(pd.read_csv(results / f"{name}_shapes.csv")),
                     "effects": diverging_heatmap(
-                        effects, marks, f"{m['selected']}: effect of AU 0 → 2", "log-odds vs neutral"
+                        effects, marks, f"{m['selected']}: effect of each AU", "log-odds vs neutral"
                     ),
                 },
                 "flips": stability[stability["flips"]],
@@ -58,14 +67,15 @@ def render_glassbox_report(results_dir: str | Path, html_path: str | Path) -> Pa
                 "facs_summary": _facs_summary(facs),
                 "facs": facs[facs["model"] == m["selected"]],
                 "example": _example(example),
+                "effect": effect,
             }
         )
-    env = Environment(loader=PackageLoader("analysis", "templates"), autoescape=select_autoescape())
-    env.filters["num"] = lambda v, d=3: "–" if v is None or v != v else f"{v:.{d}f}"
-    env.filters["au"] = au_label
-    page = env.get_template("glassbox.html.j2").render(sections=sections)
-    write_text(html_path, page)
-    return Path(html_path)
+    return render_page("analysis/glassbox.html.j2", html_path, sections=sections)
+
+
+def _renamed(table: pd.DataFrame, **old_to_new: str) -> pd.DataFrame:
+    """``table`` with old column names mapped to new ones where only the old one is present."""
+    return table.rename(columns={o: n for o, n in old_to_new.items() if o in table and n not in table})
 
 
 def _tradeoff(selection: pd.DataFrame, selected: str) -> str:
@@ -92,6 +102,7 @@ def _tradeoff(selection: pd.DataFrame, selected: str) -> str:
 
 
 def _importance(importance: pd.DataFrame, top: int = 20) -> str:
+    """The ``top`` terms by mean |contribution|, largest on top."""
     rows = importance.head(top).iloc[::-1]
     fig = Figure(figsize=(7, 0.28 * len(rows) + 1), layout="constrained")
     ax = fig.subplots()
@@ -103,9 +114,9 @@ def _importance(importance: pd.DataFrame, top: int = 20) -> str:
 def _shapes(shapes: pd.DataFrame) -> str:
     """One panel per AU: log-odds change vs neutral over the AU's observed range (others 0)."""
     aus = list(dict.fromkeys(shapes["au"]))
-    cols = 6
+    cols = 5
     rows = int(np.ceil(len(aus) / cols))
-    fig = Figure(figsize=(2.3 * cols, 2.0 * rows + 0.6), layout="constrained")
+    fig = Figure(figsize=(2.15 * cols, 2.1 * rows + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for ax in axes[len(aus) :]:
         ax.axis("off")
@@ -114,10 +125,11 @@ def _shapes(shapes: pd.DataFrame) -> str:
         for emotion, curve in part.groupby("emotion"):
             ax.plot(curve["intensity"], curve["log_odds"], label=emotion)
         ax.axhline(0, color="grey", lw=0.5)
-        ax.set_title(au_label(au), fontsize=8)
-    axes[0].legend(fontsize=6)
-    fig.supxlabel("AU intensity (0-5)", fontsize=9)
-    fig.supylabel("log-odds vs neutral", fontsize=9)
+        ax.set_title(au_label(au), fontsize=9)
+        ax.tick_params(labelsize=8)
+    axes[0].legend(fontsize=8)
+    fig.supxlabel("AU intensity (0-5)", fontsize=10)
+    fig.supylabel("log-odds vs neutral", fontsize=10)
     return to_data_uri(fig)
 
 
@@ -127,21 +139,29 @@ def _top_ranks(stability: pd.DataFrame, top: int = 3) -> pd.DataFrame:
 
 
 def _facs_summary(facs: pd.DataFrame) -> pd.DataFrame:
+    """Per model: prototype AUs, how many raise their emotion, how many do so stably."""
     return (
-        facs.assign(positive=facs["coef"] > 0)
+        facs.assign(positive=facs["effect"] > 0)
         .groupby("model")
         .agg(prototype_aus=("au", "size"), positive=("positive", "sum"), agrees=("agrees", "sum"))
         .reset_index()
     )
 
 
-def _example(example: pd.DataFrame, top: int = 8) -> dict:
+def _example(example: pd.DataFrame, top: int = 8) -> dict[str, Any]:
+    """The example face's largest terms per emotion, the rest summed, and a heading for it."""
     emotions = [c for c in example.columns if c not in ("term", "image", "label")]
     table = example.set_index("term")[emotions]
     shown = table.drop("const").abs().sum(axis=1).sort_values(ascending=False).index[:top]
+    image = example["image"].iloc[0] if "image" in example else None
+    label = example["label"].iloc[0] if "label" in example else None
+    named = isinstance(image, str) and image.strip() != ""
+    known = isinstance(label, str) and label.strip() != ""
+    title = (image if named else f"The first {label} face" if known else "The example face") + (
+        f" (true: {label})" if known and named else ""
+    )
     return {
-        "image": example["image"].iloc[0],
-        "label": example["label"].iloc[0],
+        "title": title,
         "emotions": emotions,
         "rows": [("intercept", table.loc["const"]), *[(_term_label(t), table.loc[t]) for t in shown]],
         "rest": table.drop(["const", *shown]).sum(),
@@ -151,4 +171,5 @@ def _example(example: pd.DataFrame, top: int = 8) -> dict:
 
 
 def _term_label(term: str) -> str:
+    """An AU term by its FACS name; pair terms (``a x b``) and others as written."""
     return au_label(term) if " x " not in term and "_" in term else term

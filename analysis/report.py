@@ -1,20 +1,19 @@
 """Render ``reports/logit.html`` from the results files alone (no refitting).
 
 The page is self-contained: figures are embedded as PNG data URIs and no script or
-stylesheet is fetched, so it reads offline and can be mailed as one file.
+stylesheet is fetched, so it reads offline and can be mailed as one file. It is built by
+the one rendering module, :mod:`analysis.render` (autoescape on, shared filters and style).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from analysis import figures
 from analysis.au_table import au_label
-from analysis.files import write_text
+from analysis.render import check_results, read_json, render_page
 
 TOP_TERMS = 7
 
@@ -23,10 +22,12 @@ def render_logit_report(results_dir: str | Path, html_path: str | Path) -> Path:
     """Build the HTML page from the files ``run_fit_logit`` wrote into ``results_dir``.
 
     Raises:
-        FileNotFoundError: when a results file is missing (run ``fit-logit`` first).
+        ResultsError: the results folder is missing, or a file is missing or does not match
+            its manifest (run ``fit-logit`` again).
     """
     results = Path(results_dir)
-    metrics = json.loads((results / "metrics.json").read_text(encoding="utf-8"))
+    check_results(results)
+    metrics = read_json(results / "metrics.json")
     read = {
         name: pd.read_csv(results / f"{name}.csv")
         for name in (
@@ -75,27 +76,22 @@ def render_logit_report(results_dir: str | Path, html_path: str | Path) -> Path:
         "confusion": figures.confusion_heatmap(confusion),
         "per_class": figures.per_class_bars(read["cv_per_class"]),
     }
-    page = (
-        _environment()
-        .get_template("logit.html.j2")
-        .render(
-            m=metrics,
-            reference=reference,
-            images=images,
-            coefficients=coefs,
-            lr_tests=read["lr_tests"],
-            vif=read["vif"],
-            ame=ame,
-            per_class=read["cv_per_class"],
-            confusion=confusion,
-            class_means=class_means,
-            facs=read["facs"],
-            examples=_example_cards(read["examples"], read["explanations"], reference),
-            au_label=au_label,
-        )
+    return render_page(
+        "analysis/logit.html.j2",
+        html_path,
+        m=metrics,
+        reference=reference,
+        images=images,
+        coefficients=coefs,
+        lr_tests=read["lr_tests"],
+        vif=read["vif"],
+        ame=ame,
+        per_class=read["cv_per_class"],
+        confusion=confusion,
+        class_means=class_means,
+        facs=read["facs"],
+        examples=_example_cards(read["examples"], read["explanations"], reference),
     )
-    write_text(html_path, page)
-    return Path(html_path)
 
 
 def _example_cards(examples: pd.DataFrame, explanations: pd.DataFrame, reference: str) -> list[dict]:
@@ -132,21 +128,3 @@ def _example_cards(examples: pd.DataFrame, explanations: pd.DataFrame, reference
             }
         )
     return cards
-
-
-def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("analysis", "templates"), autoescape=select_autoescape())
-    env.filters["num"] = _number
-    env.filters["stars"] = figures.stars
-    return env
-
-
-def _number(value, digits: int = 3) -> str:
-    """Format a number for a table: fixed digits, scientific for tiny p-values."""
-    if value is None or (isinstance(value, float) and value != value):
-        return "–"
-    if isinstance(value, bool) or isinstance(value, str):
-        return str(value)
-    if value != 0 and abs(value) < 10 ** (-digits):
-        return f"{value:.1e}"
-    return f"{value:.{digits}f}"

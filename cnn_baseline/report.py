@@ -1,17 +1,18 @@
-"""Render ``reports/cnn.html`` from the files ``evaluate`` and ``train`` wrote (no model run)."""
+"""Render ``reports/cnn.html`` from the files ``evaluate`` and ``train`` wrote (no model run).
+
+Built by the one rendering module, :mod:`analysis.render`.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib.figure import Figure
 
 from analysis.figures import confusion_heatmap, per_class_bars, to_data_uri
-from analysis.files import write_text
+from analysis.render import check_results, read_json, render_page
 from cnn_baseline.data import CLASS_NAMES
 
 
@@ -20,10 +21,12 @@ def render_cnn_report(results_dir: str | Path, html_path: str | Path) -> Path:
     ``confusion.csv``, ``per_class.csv`` and ``gradcam.npz`` in ``results_dir``.
 
     Raises:
-        FileNotFoundError: a results file is missing (run ``evaluate`` first).
+        ResultsError: the results folder is missing, or a file is missing or does not match
+            its manifest (run ``make evaluate-cnn`` again).
     """
     results = Path(results_dir)
-    metrics = json.loads((results / "metrics.json").read_text(encoding="utf-8"))
+    check_results(results)
+    metrics = read_json(results / "metrics.json")
     history = pd.read_csv(results / "history.csv") if (results / "history.csv").exists() else None
     per_class = pd.read_csv(results / "per_class.csv")
     images = {
@@ -44,13 +47,12 @@ def render_cnn_report(results_dir: str | Path, html_path: str | Path) -> Path:
     rows += [
         (name, p) for name, p in candidates if f"{p}accuracy" in metrics and (mirrored or "single" not in p)
     ]
-    env = Environment(loader=PackageLoader("cnn_baseline", "templates"), autoescape=select_autoescape())
-    page = env.get_template("cnn.html.j2").render(m=metrics, rows=rows, images=images, per_class=per_class)
-    write_text(html_path, page)
-    return Path(html_path)
+    metrics.setdefault("mirror_averaged", False)
+    return render_page("cnn/cnn.html.j2", html_path, m=metrics, rows=rows, images=images, per_class=per_class)
 
 
 def _curves(history: pd.DataFrame) -> str:
+    """Loss and accuracy per epoch on Training (augmented) and PublicTest."""
     fig = Figure(figsize=(9, 3.2), layout="constrained")
     loss, acc = fig.subplots(1, 2)
     epochs = history["epoch"] + 1
@@ -64,10 +66,11 @@ def _curves(history: pd.DataFrame) -> str:
 
 
 def _gradcam_figure(data) -> str:
+    """The Grad-CAM faces in a grid: true → predicted (probability), green right, red wrong."""
     n = len(data["true"])
-    cols = 7
+    cols = 6
     rows = int(np.ceil(n / cols))
-    fig = Figure(figsize=(1.6 * cols, 1.9 * rows), layout="constrained")
+    fig = Figure(figsize=(1.8 * cols, 2.2 * rows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for ax in axes:
         ax.axis("off")
@@ -77,5 +80,5 @@ def _gradcam_figure(data) -> str:
         ax.imshow(data["cams"][i].astype(float), cmap="jet", alpha=0.4, vmin=0, vmax=1)
         true, pred = CLASS_NAMES[int(data["true"][i])], CLASS_NAMES[int(data["pred"][i])]
         colour = "green" if true == pred else "red"
-        ax.set_title(f"{true} → {pred}\n({float(data['confidence'][i]):.2f})", fontsize=7, color=colour)
+        ax.set_title(f"{true} → {pred}\n({float(data['confidence'][i]):.2f})", fontsize=9, color=colour)
     return to_data_uri(fig)

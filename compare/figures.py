@@ -37,7 +37,7 @@ def score_intervals(models: dict) -> str:
 def per_class_f1(per_class: pd.DataFrame, models: dict) -> str:
     """Grouped bars: F1 per emotion and model on the paired faces, with intervals."""
     keys = [k for k in models if k != "majority"]
-    fig = Figure(figsize=(11, 4.8), layout="constrained")
+    fig = Figure(figsize=(10.5, 4.8), layout="constrained")
     ax = fig.subplots()
     width = 0.8 / len(keys)
     for i, key in enumerate(keys):
@@ -55,7 +55,7 @@ def per_class_f1(per_class: pd.DataFrame, models: dict) -> str:
 
 def confusion_grid(confusion: pd.DataFrame, models: dict, keys: list[str]) -> str:
     """Row-normalised confusion matrices of ``keys`` side by side (paired faces)."""
-    cols = min(3, len(keys))
+    cols = min(2, len(keys))
     rows = int(np.ceil(len(keys) / cols))
     fig = Figure(figsize=(5.2 * cols, 4.6 * rows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
@@ -66,9 +66,11 @@ def confusion_grid(confusion: pd.DataFrame, models: dict, keys: list[str]) -> st
             confusion[confusion["model"] == key]
             .pivot(index="true", columns="predicted", values="count")
             .reindex(index=list(EMOTIONS), columns=list(EMOTIONS))
+            .fillna(0)  # an emotion a model never predicts has no rows: zero faces
+            .astype(int)
         )
-        draw_confusion(ax, counts, fontsize=7)
-        ax.set_title(models[key]["name"], fontsize=10)
+        draw_confusion(ax, counts, fontsize=9)
+        ax.set_title(models[key]["name"], fontsize=11)
     return to_data_uri(fig)
 
 
@@ -97,5 +99,5 @@ def face_and_gradcam(face: np.ndarray, cam: np.ndarray, caption: str) -> str:
     right.imshow(cam.astype(float), cmap="jet", alpha=0.45, vmin=0, vmax=1)
     for ax in (left, right):
         ax.axis("off")
-    right.set_title(caption, fontsize=7)
+    right.set_title(caption, fontsize=9)
     return to_data_uri(fig)

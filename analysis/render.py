@@ -1,0 +1,217 @@
+"""The one rendering module: every HTML page of the workbench is built here.
+
+One Jinja2 environment serves the templates of all stages (``analysis/…``, ``cnn/…``,
+``compare/…``) with **autoescape on** for every page, so a string from a user's folder (an
+image name, a label, an input path, a model path) is shown as text and never runs in a
+reader's browser. Nothing is marked safe: the figures are PNG data URIs, whose base64
+characters escaping leaves unchanged. The shared filters (numbers, p-values, intervals,
+yes/no) and one stylesheet (``analysis/templates/style.css``, inlined) live here too, and
+every page links back to ``index.html``, which each render refreshes.
+
+Pages are self-contained (figures inlined, no script, no fetched stylesheet) so they can be
+mailed around as single files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import cache
+from pathlib import Path, PurePath
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, PrefixLoader, StrictUndefined
+
+from analysis.au_table import au_label
+from analysis.figures import stars
+from analysis.files import write_text
+from analysis.results import MANIFEST, ResultsError, verify_results
+
+# Every results folder must carry a manifest once all writers produce one; until then a
+# folder without one is rendered unchecked (a folder with one is always verified).
+REQUIRE_MANIFEST = False
+
+# (file, title, what it shows, the command that makes it): the pages the index lists, in reading order.
+PAGES: tuple[tuple[str, str, str, str], ...] = (
+    ("logit.html", "The explainable AU model",
+     "multinomial logit: odds ratios, marginal effects, tests, FACS", "make fit-logit"),
+    ("glassbox.html", "Glass-box AU models",
+     "GAMs, AU pairs, EBMs selected by CV: stability and FACS checks", "make fit-glassbox"),
+    ("cnn.html", "The black box",
+     "mini-XCEPTION on FER2013 pixels: training, scores, Grad-CAM", "make evaluate-cnn"),
+    ("compare.html", "The comparison",
+     "both on the same faces: paired scores, McNemar, surrogate, gallery", "make compare"),
+)  # fmt: skip
+INDEX = "index.html"
+
+
+def _autoescape(name: str | None) -> bool:
+    """Escape every template except plain-text ones (``*.txt.j2``), which are escaped where used."""
+    return name is None or not name.endswith(".txt.j2")
+
+
+@cache
+def environment() -> Environment:
+    """The Jinja2 environment of every page: autoescape on, the shared filters, strict undefined."""
+    env = Environment(
+        loader=PrefixLoader(
+            {
+                "analysis": PackageLoader("analysis", "templates"),
+                "cnn": PackageLoader("cnn_baseline", "templates"),
+                "compare": PackageLoader("compare", "templates"),
+            }
+        ),
+        autoescape=_autoescape,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        num=number,
+        p=p_value,
+        ci=interval,
+        pct=percent,
+        yesno=yes_no,
+        signed=signed,
+        thousands=thousands,
+        filename=file_name,
+        au=au_label,
+        stars=stars,
+    )
+    return env
+
+
+def render_page(template: str, html_path: str | Path, **context: Any) -> Path:
+    """Render ``template`` (e.g. ``analysis/logit.html.j2``) to ``html_path``; refresh the index beside it."""
+    page = environment().get_template(template).render(**context)
+    target = Path(html_path)
+    write_text(target, page)
+    render_index(target.parent)
+    return target
+
+
+def render_text(template: str, **context: Any) -> str:
+    """Render a plain-text template to one line of prose (whitespace collapsed)."""
+    return " ".join(environment().get_template(template).render(**context).split())
+
+
+def check_results(folder: str | Path) -> dict[str, Any] | None:
+    """Verify a results folder before a page is built from it; return its manifest.
+
+    A folder with ``manifest.json`` is checked file by file (:func:`analysis.results.verify_results`);
+    one without is accepted unchecked while :data:`REQUIRE_MANIFEST` is off.
+
+    Raises:
+        ResultsError: the folder is missing, or a file is missing, truncated, changed or foreign.
+    """
+    root = Path(folder)
+    if REQUIRE_MANIFEST or (root / MANIFEST).exists():
+        return verify_results(root)
+    if not root.is_dir():
+        raise ResultsError(f"{root}: no results folder; run the stage that writes it first")
+    return None
+
+
+def read_json(path: Path) -> Any:
+    """A results JSON file, with the file named when it is not valid JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: missing; run the stage that writes it again") from None
+    except ValueError as error:
+        raise ResultsError(f"{path}: not valid JSON ({error}); run the stage again") from None
+
+
+def compare_summary(metrics: dict[str, Any]) -> str:
+    """The comparison's findings in plain language, every number read from its ``metrics.json``."""
+    return render_text("compare/summary.txt.j2", m=metrics, models=metrics["models"])
+
+
+def render_index(reports_dir: str | Path) -> Path:
+    """Write ``<reports_dir>/index.html`` listing which pages exist (and the comparison's summary)."""
+    reports = Path(reports_dir)
+    summary = None
+    metrics_path = reports / "compare" / "metrics.json"
+    if (reports / "compare.html").exists() and metrics_path.exists():
+        try:
+            summary = compare_summary(read_json(metrics_path))
+        except (ResultsError, KeyError, TypeError):
+            summary = None  # the comparison page itself says what is wrong
+    page = (
+        environment()
+        .get_template("analysis/index.html.j2")
+        .render(
+            pages=[
+                {
+                    "href": href,
+                    "title": title,
+                    "what": what,
+                    "command": command,
+                    "present": (reports / href).is_file(),
+                }
+                for href, title, what, command in PAGES
+            ],
+            summary=summary,
+        )
+    )
+    target = reports / INDEX
+    write_text(target, page)
+    return target
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def number(value: Any, digits: int = 3) -> str:
+    """A number for a table: fixed ``digits``; scientific where that would show a nonzero as 0.
+
+    Missing values (None, NaN) read "–", booleans "yes"/"no", text passes through.
+    """
+    if _missing(value):
+        return "–"
+    if isinstance(value, bool):
+        return yes_no(value)
+    if isinstance(value, str):
+        return value
+    value = float(value)
+    if value != 0 and abs(value) < 0.5 * 10 ** (-digits):
+        return f"{value:.1e}"
+    return f"{value:.{digits}f}"
+
+
+def p_value(value: Any) -> str:
+    """A p-value as a reader writes it: "< 0.001" below that, else three decimals."""
+    if _missing(value):
+        return "–"
+    return "< 0.001" if float(value) < 0.001 else f"{float(value):.3f}"
+
+
+def interval(pair: Any, digits: int = 3) -> str:
+    """A confidence interval ``[low, high]``."""
+    low, high = pair
+    return f"[{number(low, digits)}, {number(high, digits)}]"
+
+
+def percent(value: Any, digits: int = 1) -> str:
+    """A share (0–1) as a percentage."""
+    return "–" if _missing(value) else f"{100 * float(value):.{digits}f}%"
+
+
+def yes_no(value: Any) -> str:
+    """A truth value in words."""
+    return "–" if _missing(value) else ("yes" if bool(value) else "no")
+
+
+def signed(value: Any, digits: int = 2) -> str:
+    """A number with its sign (contributions: +0.42, -0.13)."""
+    return "–" if _missing(value) else f"{float(value):+.{digits}f}"
+
+
+def thousands(value: Any) -> str:
+    """A count with thousands separators."""
+    return "–" if _missing(value) else f"{int(value):,}"
+
+
+def file_name(path: Any) -> str:
+    """Only the file name of a path: a page never shows the folders of the machine it was made on."""
+    return PurePath(str(path)).name
