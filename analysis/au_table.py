@@ -1,6 +1,7 @@
 """The AU table: the contract between the OpenFace runner and the analysis.
 
-One row per face. Columns (names as OpenFace 2.x writes them, see the OpenFace wiki
+One row per face (image tables; sequence tables, one row per video frame,
+are at the end of this module). Columns (names as OpenFace 2.x writes them, see the OpenFace wiki
 page "Output Format", https://github.com/TadasBaltrusaitis/OpenFace/wiki/Output-Format):
 
 - ``image``: file stem of the source image (optional for the seed data, which has none)
@@ -14,7 +15,10 @@ Readers accept OpenFace's header names with leading spaces and CRLF line ends.
 
 from __future__ import annotations
 
+import csv
+import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +73,13 @@ AU_NAMES: dict[str, str] = {
     "AU45": "blink",
 }
 
+# The two real AU tables bundled with the workbench (data/*/README.md says where they come from).
+_DATA = Path(__file__).resolve().parent.parent / "data"
+SEED_AU_TABLE = _DATA / "seed_au" / "emotion_all.csv"
+"""The bundled seed AU data: 4,473 faces, 17 AU intensities, labels coded 0-5 (``"seed"``)."""
+FER2013_AU_TABLE = _DATA / "fer2013_openface" / "fer2013_openface.csv.gz"
+"""OpenFace 2.2.0 AUs of every FER2013 image with a face (``emotion`` names, ``Usage`` split)."""
+
 INTENSITY_RANGE = (0.0, 5.0)
 LABEL = "label"
 _LABEL_CANDIDATES = ("label", "emotion")
@@ -109,20 +120,14 @@ def read_au_table(
         names (fear kept), AU columns as floats, all other columns as read.
 
     Raises:
-        AUTableError: missing or empty file, missing AU or label column, a non-numeric,
+        AUTableError: missing, unreadable (a folder, no permission, a corrupt or truncated
+            ``.gz``) or empty file, two columns of the same name (also once OpenFace's header
+            spaces are stripped), missing AU or label column, a non-numeric,
             empty or NaN cell, an AU intensity outside 0-5, a presence not 0/1, a
             confidence outside 0-1, an unknown label, or fewer than two classes.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AUTableError(f"{path}: no such file")
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise AUTableError(f"{path}: the file is empty") from None
-    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise AUTableError(f"{path}: not a readable CSV file ({exc})") from None
-    raw.columns = [str(c).strip() for c in raw.columns]
+    raw = _read_raw(path)
     if raw.empty:
         raise AUTableError(f"{path}: the file has a header but no data rows")
 
@@ -174,6 +179,47 @@ def write_au_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
         table[first + aus + rest].to_csv(tmp, index=False)
 
 
+def _read_raw(path: Path) -> pd.DataFrame:
+    """The table as strings, header names stripped; every way it cannot be read is one line."""
+    if path.is_dir():
+        raise AUTableError(f"{path}: is a folder, not an AU table file")
+    if not path.exists():
+        raise AUTableError(f"{path}: no such file")
+    options = {"dtype": str, "keep_default_na": False, "skipinitialspace": True}
+    try:
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
+        raw = pd.read_csv(path, **options)
+    except pd.errors.EmptyDataError:
+        raise AUTableError(f"{path}: the file is empty") from None
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise AUTableError(f"{path}: not a readable CSV file ({_one_line(exc)})") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise AUTableError(f"{path}: corrupt or truncated gzip file ({_one_line(exc)})") from None
+    except OSError as exc:
+        raise AUTableError(f"{path}: cannot read the file ({exc.strerror or _one_line(exc)})") from None
+    if not isinstance(raw.index, pd.RangeIndex):  # pandas took the first column as the index
+        raise AUTableError(
+            f"{path}: the data lines have more fields than the header ({len(header)}); "
+            "a trailing comma or a missing column name?"
+        )
+    names = [str(c).strip() for c in header]
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names):
+        if name in seen:
+            first = seen[name]
+            raise AUTableError(
+                f"{path}: columns {first + 1} ({header[first]!r}) and {position + 1} ({header[position]!r}) "
+                f"are both named {name!r}"
+            )
+        seen[name] = position
+    raw.columns = names
+    return raw
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
 def _find_label_column(raw: pd.DataFrame, label_column: str | None, path: Path) -> str:
     if label_column is not None:
         if label_column not in raw.columns:
@@ -195,13 +241,36 @@ def _numeric(values: pd.Series, column: str, path: Path) -> pd.Series:
     text = values.str.strip()
     empty = text == ""
     if empty.any():
-        raise AUTableError(f"{path}: column {column}, {_row(int(np.argmax(empty.to_numpy())))}: empty cell")
+        i = int(np.argmax(empty.to_numpy()))
+        fields = _fields_on_line(path, i + 2)
+        if fields is not None and fields[0] < fields[1]:
+            raise AUTableError(
+                f"{path}: column {column}, {_row(i)}: no value; the line has {fields[0]} of the header's "
+                f"{fields[1]} fields (a truncated file?)"
+            )
+        raise AUTableError(f"{path}: column {column}, {_row(i)}: empty cell")
     numbers = pd.to_numeric(text, errors="coerce")
     bad = numbers.isna().to_numpy()
     if bad.any():
         i = int(np.argmax(bad))
         raise AUTableError(f"{path}: column {column}, {_row(i)}: {values.iloc[i]!r} is not a number")
     return numbers.astype(float)
+
+
+def _fields_on_line(path: Path, line: int) -> tuple[int, int] | None:
+    """(fields on ``line`` (1 = the header), fields of the header); None if it cannot be read.
+
+    pandas fills the missing fields of a short line with empty cells; this tells them apart."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+            rows = csv.reader(handle)
+            header = next(rows)
+            for _ in range(line - 2):
+                next(rows)
+            return len(next(rows)), len(header)
+    except (OSError, EOFError, StopIteration, UnicodeDecodeError, csv.Error):
+        return None
 
 
 def _check_range(table: pd.DataFrame, columns, bounds: tuple[float, float], path: Path) -> None:
@@ -242,3 +311,70 @@ def _labels(values: pd.Series, column: str, coding: str, path: Path) -> pd.Serie
             f"{path}: column {column}, {_row(i)}: unknown label {values.iloc[i]!r} for coding {coding!r}"
         )
     return names.astype(str)
+
+
+# --- Sequence tables: one row per video frame and tracked face -------------------------------
+# OpenFace's ``FeatureExtraction`` (one face) and ``FaceLandmarkVidMulti`` (several) write, per
+# video or image sequence, ``frame`` (1-based), ``face_id`` (the tracker's id, from 0),
+# ``timestamp`` (seconds from the video's start; 0 for an image sequence without ``-fps``),
+# ``confidence`` (0-1), ``success`` (0/1: OpenFace's own verdict on the frame's landmark fit;
+# AUs of a frame with success 0 are 0) and the AU columns (OpenFace wiki, "Output Format",
+# https://github.com/TadasBaltrusaitis/OpenFace/wiki/Output-Format). The runner adds ``video``.
+SEQUENCE_META: tuple[str, ...] = ("video", "frame", "face_id", "timestamp", "confidence", "success")
+"""The leading columns of a sequence AU table, in order."""
+
+
+def write_sequence_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write a sequence AU table atomically: ``SEQUENCE_META``, ``AU*_r``, ``AU*_c``, any other column.
+
+    Raises:
+        AUTableError: a column of ``SEQUENCE_META`` or an ``AU*_r`` column is missing.
+    """
+    missing = [c for c in (*SEQUENCE_META, *AU_R_COLUMNS) if c not in table]
+    if missing:
+        raise AUTableError(f"{path}: sequence table lacks column(s) {', '.join(missing)}")
+    aus = [c for c in (*AU_R_COLUMNS, *AU_C_COLUMNS) if c in table]
+    rest = [c for c in table.columns if c not in SEQUENCE_META and c not in aus]
+    with atomic_path(path) as tmp:
+        table[[*SEQUENCE_META, *aus, *rest]].to_csv(tmp, index=False)
+
+
+def read_sequence_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read and validate a sequence AU table (``write_sequence_table``'s format).
+
+    Returns:
+        A DataFrame: ``video`` as text, ``frame`` and ``face_id`` as integers, ``timestamp``
+        (s), ``confidence``, ``success`` and AU columns as floats, other columns as read.
+
+    Raises:
+        AUTableError: unreadable or empty file, a missing column, a non-numeric or empty
+            cell, ``frame`` not a whole number >= 1, ``face_id`` not a whole number >= 0, a
+            negative ``timestamp``, ``confidence`` outside 0-1, ``success`` or a presence
+            not 0/1, an AU intensity outside 0-5.
+    """
+    path = Path(path)
+    raw = _read_raw(path)
+    if raw.empty:
+        raise AUTableError(f"{path}: the file has a header but no data rows")
+    missing = [c for c in (*SEQUENCE_META, *AU_R_COLUMNS) if c not in raw.columns]
+    if missing:
+        raise AUTableError(f"{path}: missing column(s) {', '.join(missing)}")
+    table = raw.copy()
+    numeric = [c for c in (*SEQUENCE_META[1:], *AU_R_COLUMNS, *AU_C_COLUMNS) if c in raw]
+    for column in numeric:
+        table[column] = _numeric(raw[column], column, path)
+    for column, low in (("frame", 1), ("face_id", 0)):
+        values = table[column].to_numpy()
+        bad = (values < low) | (values != np.floor(values))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise AUTableError(
+                f"{path}: column {column}, {_row(i)}: {values[i]:g} is not a whole number >= {low}"
+            )
+        table[column] = table[column].astype(int)
+    _check_range(table, ["timestamp"], (0.0, np.inf), path)
+    _check_range(table, ["confidence"], (0.0, 1.0), path)
+    _check_range(table, AU_R_COLUMNS, INTENSITY_RANGE, path)
+    for column in [c for c in (*AU_C_COLUMNS, "success") if c in table]:
+        _check_binary(table[column], column, path)
+    return table

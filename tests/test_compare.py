@@ -12,8 +12,9 @@ from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
 
 import cnn_baseline  # noqa: F401  (sets TensorFlow's oneDNN limits before it loads)
+from analysis.au_table import FER2013_AU_TABLE
 from analysis.labels import EMOTIONS
-from compare.data import AU_TABLE, NO_FACE, PRIVATETEST, CompareError, load_compare_data
+from compare.data import NO_FACE, PRIVATETEST, CompareError, load_compare_data
 from compare.gallery import au_contributions, pick_disagreements
 from compare.statistics import kappa_matrix, mcnemar_exact, scores_with_ci
 from tests.browser import needs_chromium, open_in_chromium
@@ -59,7 +60,7 @@ def _small_inputs(tmp_path, drop: str | None = None, relabel: str | None = None)
     """A real 300-face subset: the sample's six-class PrivateTest pixels and their AU rows."""
     pixels = pd.read_csv(SAMPLE_PIXELS)
     stems = set(pixels["image"])
-    aus = pd.read_csv(AU_TABLE)
+    aus = pd.read_csv(FER2013_AU_TABLE)
     training = aus[aus["Usage"] == "Training"].groupby("emotion").head(100)
     aus = pd.concat([training, aus[aus["image"].isin(stems)]])
     missing = pd.read_csv(NO_FACE)
@@ -154,8 +155,8 @@ def test_disagreements_are_what_they_say_and_spread_over_emotions():
 
 
 def test_committed_cnn_predictions_belong_to_the_committed_model():
+    from cnn_baseline.model import DEFAULT_MODEL
     from cnn_baseline.predictions import read_training_predictions
-    from cnn_baseline.train import DEFAULT_MODEL
 
     table = read_training_predictions(DEFAULT_MODEL)  # raises when the SHA-256 differs
     assert len(table) == 28709
@@ -207,7 +208,8 @@ def test_gallery_contributions_sum_to_the_logits_log_odds(compare_run, data):
     coefficients = pd.read_csv(out / "compare" / "logit_coefficients.csv")
     params = coefficients.pivot(index="au", columns="emotion", values="coef")
     features = [c for c in params.index if c != "const"]
-    model = AULogitModel(features, ["neutral", *params.columns], params.reindex(["const", *features]))
+    classes = ["neutral", *params.columns]
+    model = AULogitModel.from_params(features, classes, params.reindex(["const", *features]))
     faces = data.test.set_index("image").loc[cards["image"]]
     log_odds = model.log_odds(faces)  # the model's own output
     for i, card in enumerate(cards.itertuples()):

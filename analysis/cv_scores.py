@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
@@ -23,7 +22,7 @@ from sklearn.metrics import (
     log_loss,
     precision_recall_fscore_support,
 )
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from analysis.au_table import LABEL
 from analysis.logit import auto_jobs
@@ -55,7 +54,7 @@ class CrossValidation:
         return self.confusion.div(self.confusion.sum(axis=1), axis=0)
 
 
-def cross_validate(
+def cross_validated_scores(
     table: pd.DataFrame,
     features: list[str],
     classes: list[str],
@@ -66,6 +65,9 @@ def cross_validate(
 ) -> CrossValidation:
     """Stratified ``folds``-fold CV of the plain logit and the majority baseline.
 
+    scikit-learn's ``cross_val_predict`` on shuffled ``StratifiedKFold`` splits: every row's
+    probabilities come from the one fold model that did not see it.
+
     Args:
         table: n rows with ``features`` and ``label``.
         features: AU columns.
@@ -73,26 +75,19 @@ def cross_validate(
         folds: number of folds (shuffled, ``random_state=seed``).
         seed: fixes the fold assignment, so the same input gives the same numbers.
         n_jobs: processes for the folds (joblib; None: ``analysis.logit.auto_jobs``).
-        progress: show a progress bar over the folds.
+        progress: let joblib report the folds as they finish.
 
     Returns:
         A ``CrossValidation`` with out-of-fold metrics.
     """
-    from tqdm.auto import tqdm
-
     x = table[features].to_numpy(dtype=float)
     y = table[LABEL].map({c: i for i, c in enumerate(classes)}).to_numpy()
-    splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y))
-    results = Parallel(n_jobs=auto_jobs(n_jobs, len(y)), return_as="generator")(
-        delayed(_fold)(x, y, train, test) for train, test in splits
+    splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    jobs = auto_jobs(n_jobs, len(y))
+    prob = cross_val_predict(
+        plain_logit(), x, y, cv=splits, method="predict_proba", n_jobs=jobs, verbose=int(progress)
     )
-    if progress:
-        results = tqdm(results, total=folds, desc="cross-validation", unit="fold")
-    prob = np.zeros((len(y), len(classes)))
-    majority = np.zeros(len(y), dtype=int)
-    for test, fitted_classes, fold_prob, fold_majority in results:
-        prob[np.ix_(test, fitted_classes)] = fold_prob
-        majority[test] = fold_majority
+    majority = cross_val_predict(DummyClassifier(strategy="most_frequent"), x, y, cv=splits)
 
     pred = prob.argmax(axis=1)
     labels = list(range(len(classes)))
@@ -117,9 +112,3 @@ def cross_validate(
     )
     probabilities = pd.DataFrame(prob, index=table.index, columns=classes)
     return CrossValidation(metrics, per_class, confusion, probabilities)
-
-
-def _fold(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray):
-    model = plain_logit().fit(x[train], y[train])
-    majority = DummyClassifier(strategy="most_frequent").fit(x[train], y[train]).predict(x[test])
-    return test, model.classes_, model.predict_proba(x[test]), majority
