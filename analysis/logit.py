@@ -8,12 +8,10 @@ change in the log-odds of emotion j versus the reference per unit of AU k's inte
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,6 +22,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
+from analysis.au_models import AUModel, Fields, read_model_json
 from analysis.au_table import LABEL
 from analysis.files import write_json
 from analysis.labels import EMOTIONS
@@ -70,42 +69,77 @@ class _MNLogit(sm.MNLogit):
     _chunk_rows = 16_384
 
 
-@dataclass
-class AULogitModel:
-    """A fitted multinomial logit: predict and explain without statsmodels' results object.
+class AULogitModel(AUModel):
+    """Multinomial logit fitted by statsmodels ``MNLogit`` (Newton), with the AU-model interface.
 
-    Attributes:
-        features: the AU columns used, in order (e.g. ``AU01_r`` ... ``AU45_r``).
-        classes: emotion names, the reference first.
-        params: DataFrame (1 + len(features)) x (len(classes) - 1): rows ``const`` and
-            the features, columns the non-reference emotions; log-odds per unit.
+    ``AULogitModel(features, reference).fit(X, y)`` fits without any inference (no standard
+    errors, tests or marginal effects are computed; ``fit_logit`` adds them). The interface
+    is ``analysis.au_models``': ``predict_proba`` columns in ``EMOTIONS`` order, ``predict``
+    a numpy array, ``explain`` exact.
+
+    Args:
+        features: AU columns to use (e.g. ``AU01_r`` ... ``AU45_r``); None: every column of X.
+        reference: the emotion every log-odds is taken against.
+
+    Fitted attributes:
+        features: the AU columns used, in order.
+        classes: emotion names, the reference first (the order of the report's tables).
+        classes_: the same emotions in ``EMOTIONS`` order (``predict_proba``'s columns).
+        params: DataFrame (1 + len(features)) x (len(classes) - 1): rows ``const`` and the
+            features, columns the non-reference emotions; log-odds per unit of intensity.
+        metadata: dict saved with the model (input, rows, pseudo-R², ...).
     """
 
-    features: list[str]
-    classes: list[str]
-    params: pd.DataFrame
-    metadata: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, features: list[str] | None = None, reference: str = "neutral"):
+        self.features = features
+        self.reference = reference
+
+    @classmethod
+    def from_params(
+        cls, features: list[str], classes: list[str], params: pd.DataFrame, metadata: dict | None = None
+    ) -> AULogitModel:
+        """A fitted model from its coefficients (``classes``: the reference first)."""
+        model = cls(list(features), classes[0])
+        model._set(list(classes), params, dict(metadata or {}))
+        return model
+
+    def fit(self, X: pd.DataFrame, y) -> AULogitModel:
+        """Fit on ``X[features]`` (AU intensities) and ``y`` (n,) emotion names.
+
+        Raises:
+            FitError: too few classes, a missing reference, or fewer rows than parameters.
+        """
+        features = list(self.features) if self.features is not None else list(X.columns)
+        codes, classes = emotion_codes(pd.Series(np.asarray(y, dtype=object)), self.reference)
+        x = sm.add_constant(X[features].to_numpy(dtype=float), has_constant="add")
+        if len(x) <= x.shape[1] * (len(classes) - 1):
+            raise FitError(f"{len(x)} rows are too few for {x.shape[1] * (len(classes) - 1)} parameters")
+        start = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = _MNLogit(codes, x).fit(method="newton", maxiter=100, disp=0)
+        self.fit_seconds_ = time.perf_counter() - start
+        self.features = features
+        self.result_, self.codes_, self.exog_ = result, codes, x
+        self.warnings_ = _fit_warnings(caught, result)
+        params = pd.DataFrame(result.params, index=["const", *features], columns=classes[1:])
+        self._set(classes, params, {"reference": self.reference, "n_rows": int(len(x))})
+        return self
+
+    def _set(self, classes: list[str], params: pd.DataFrame, metadata: dict) -> None:
+        self.classes = classes
+        self.params = params
+        self.metadata = metadata
+        self.classes_ = np.array([e for e in EMOTIONS if e in classes], dtype=object)
 
     @property
-    def reference(self) -> str:
-        return self.classes[0]
+    def emotions(self) -> list[str]:
+        return list(self.params.columns)
 
     def log_odds(self, rows: pd.DataFrame) -> pd.DataFrame:
         """(n, J-1) log-odds of each non-reference emotion versus the reference."""
         x = sm.add_constant(self._matrix(rows), has_constant="add")
         return pd.DataFrame(x @ self.params.to_numpy(), index=rows.index, columns=self.params.columns)
-
-    def predict_proba(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """(n, J) class probabilities, columns in ``classes`` order, rows summing to 1."""
-        eta = np.column_stack([np.zeros(len(rows)), self.log_odds(rows).to_numpy()])
-        eta -= eta.max(axis=1, keepdims=True)
-        prob = np.exp(eta)
-        prob /= prob.sum(axis=1, keepdims=True)
-        return pd.DataFrame(prob, index=rows.index, columns=self.classes)
-
-    def predict(self, rows: pd.DataFrame) -> pd.Series:
-        """(n,) most probable emotion per row."""
-        return self.predict_proba(rows).idxmax(axis=1)
 
     def explain(self, row: pd.Series) -> pd.DataFrame:
         """Per-term contributions of one face to each emotion's log-odds vs the reference.
@@ -113,10 +147,16 @@ class AULogitModel:
         Returns:
             DataFrame indexed ``const`` and the features, one column per non-reference
             emotion: intercept, and coefficient x AU intensity. Each column sums exactly
-            to that emotion's log-odds for the row.
+            (to rounding) to that emotion's log-odds for the row.
         """
         values = np.concatenate([[1.0], row[self.features].to_numpy(dtype=float)])
         return self.params.mul(values, axis=0)
+
+    def importance(self, rows: pd.DataFrame) -> pd.Series:
+        """Mean |coefficient x intensity| over ``rows``, summed over emotions, per AU (largest first)."""
+        x = np.abs(self._matrix(rows)).mean(axis=0)
+        values = x * np.abs(self.params.drop(index="const").to_numpy()).sum(axis=1)
+        return pd.Series(values, index=self.features).sort_values(ascending=False)
 
     def to_json(self, path: str | os.PathLike[str]) -> None:
         """Write the model as JSON (no pickle): coefficients, classes, features, metadata."""
@@ -134,17 +174,36 @@ class AULogitModel:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> AULogitModel:
-        """Load a model written by ``to_json``.
+        """Load a model written by ``to_json``; predictions are identical to the saved model's.
 
         Raises:
-            ValueError: when the file is not a model of this format.
+            ModelFileError: the file is unusable (see ``analysis.au_models.read_model_json``)
+                or its fields are not a logit of this format: the reference not first among
+                the classes, coefficients missing, null, non-numeric or of the wrong shape.
         """
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("format") != MODEL_FORMAT:
-            raise ValueError(f"{path}: not an AU logit model (format {data.get('format')!r})")
-        index = ["const", *data["features"]]
-        params = pd.DataFrame(data["params"]).reindex(index)[data["classes"][1:]]
-        return cls(data["features"], data["classes"], params, data.get("metadata", {}))
+        data = read_model_json(path, (MODEL_FORMAT,))
+        f = Fields(path, data)
+        features = f.names(f.get("features"), "features")
+        reference = f.get("reference")
+        if not isinstance(reference, str):
+            raise f.error("reference must be an emotion name")
+        classes = f.classes(f.get("classes"), reference)
+        if classes[0] != reference:
+            raise f.error(f"the reference {reference!r} must be the first of the classes")
+        params = f.get("params")
+        if not isinstance(params, dict) or sorted(params) != sorted(classes[1:]):
+            raise f.error(f"params must hold one object per non-reference class ({', '.join(classes[1:])})")
+        index = ["const", *features]
+        columns = {}
+        for emotion in classes[1:]:
+            column = params[emotion]
+            if not isinstance(column, dict) or sorted(column) != sorted(index):
+                raise f.error(f"params of {emotion!r} must hold exactly 'const' and the features")
+            columns[emotion] = [f.number(column[t], f"params of {emotion!r}, {t!r}") for t in index]
+        metadata = data.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise f.error("metadata must be an object")
+        return cls.from_params(features, classes, pd.DataFrame(columns, index=index), metadata)
 
     def _matrix(self, rows: pd.DataFrame) -> np.ndarray:
         missing = [f for f in self.features if f not in rows]
@@ -161,13 +220,14 @@ class LogitFit:
     or_ci_low, or_ci_high (one row per non-reference emotion and term).
     ``marginal_effects``: emotion, au, dydx, se, z, p, ci_low, ci_high (every emotion).
     ``lr_tests``: au, lr_stat, df, p, p_holm, significant (model without that AU).
+    Both are None when ``fit_logit(tests=False)``.
     ``vif``: au, vif. ``fit_stats``: log-likelihoods, pseudo-R², AIC, BIC, convergence.
     """
 
     model: AULogitModel
     coefficients: pd.DataFrame
-    marginal_effects: pd.DataFrame
-    lr_tests: pd.DataFrame
+    marginal_effects: pd.DataFrame | None
+    lr_tests: pd.DataFrame | None
     vif: pd.DataFrame
     fit_stats: dict[str, Any]
     warnings: list[str]
@@ -195,6 +255,7 @@ def fit_logit(
     reference: str = "neutral",
     n_jobs: int | None = None,
     progress: bool = False,
+    tests: bool = True,
 ) -> LogitFit:
     """Fit the multinomial logit and compute its inference tables.
 
@@ -205,6 +266,9 @@ def fit_logit(
         n_jobs: processes for the per-AU likelihood-ratio refits (joblib; -1 = all CPUs;
             None = all CPUs from 50,000 rows, else 1, where starting processes costs more).
         progress: show a progress bar over the refits.
+        tests: compute the likelihood-ratio tests (one refit per AU) and the average
+            marginal effects; without them ``lr_tests`` and ``marginal_effects`` are None
+            (for callers that only need coefficients and fit statistics).
 
     Returns:
         A ``LogitFit``.
@@ -212,28 +276,17 @@ def fit_logit(
     Raises:
         FitError: too few classes, a missing reference, or fewer rows than parameters.
     """
-    y, classes = emotion_codes(table[LABEL], reference)
+    model = AULogitModel(list(features), reference).fit(table, table[LABEL])
+    result, y, x, classes = model.result_, model.codes_, model.exog_, model.classes
     exog_names = ["const", *features]
-    x = sm.add_constant(table[features].to_numpy(dtype=float), has_constant="add")
-    if len(x) <= x.shape[1] * (len(classes) - 1):
-        raise FitError(f"{len(x)} rows are too few for {x.shape[1] * (len(classes) - 1)} parameters")
-
-    start = time.perf_counter()
-    notes: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = _MNLogit(y, x).fit(method="newton", maxiter=100, disp=0)
-    fit_seconds = time.perf_counter() - start
-    notes += _fit_warnings(caught, result)
-
-    params = pd.DataFrame(result.params, index=exog_names, columns=classes[1:])
     bse = pd.DataFrame(result.bse, index=exog_names, columns=classes[1:])
-    coefficients = _coefficient_table(params, bse)
+    coefficients = _coefficient_table(model.params, bse)
 
-    ame, ame_se = average_marginal_effects(result.params, result.cov_params(), x)
-    marginal = marginal_effects_table(ame, ame_se, exog_names, classes)
-
-    lr = likelihood_ratio_tests(y, x, result, exog_names, n_jobs=n_jobs, progress=progress)
+    marginal = lr = None
+    if tests:
+        ame, ame_se = average_marginal_effects(result.params, result.cov_params(), x)
+        marginal = marginal_effects_table(ame, ame_se, exog_names, classes)
+        lr = likelihood_ratio_tests(y, x, result, exog_names, n_jobs=n_jobs, progress=progress)
     vif = pd.DataFrame({"au": features, "vif": variance_inflation_factors(x[:, 1:])})
 
     stats_ = {
@@ -246,11 +299,10 @@ def fit_logit(
         "bic": float(result.bic),
         "converged": bool(result.mle_retvals.get("converged", False)),
         "iterations": int(result.mle_retvals.get("iterations", -1)),
-        "fit_seconds": fit_seconds,
+        "fit_seconds": model.fit_seconds_,
     }
-    metadata = {"reference": reference, "n_rows": stats_["n_rows"], "pseudo_r2": stats_["pseudo_r2"]}
-    model = AULogitModel(list(features), classes, params, metadata)
-    return LogitFit(model, coefficients, marginal, lr, vif, stats_, notes)
+    model.metadata["pseudo_r2"] = stats_["pseudo_r2"]
+    return LogitFit(model, coefficients, marginal, lr, vif, stats_, model.warnings_)
 
 
 def auto_jobs(n_jobs: int | None, rows: int) -> int:

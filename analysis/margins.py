@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.special import softmax
 
 Z95 = stats.norm.ppf(0.975)  # two-sided 95% normal quantile, shared with the coefficient table
 
@@ -52,7 +53,7 @@ def average_marginal_effects(
     t5 = np.zeros((j, j))  # sum p_ij p_il
     for start in range(0, n, chunk_rows):
         x = exog[start : start + chunk_rows]
-        p = _softmax(x @ beta)  # (c, J)
+        p = softmax(x @ beta, axis=1)  # (c, J)
         d = beta.T[None, :, :] - (p @ beta.T)[:, None, :]  # (c, J, M): B_kj - sum_n p_n B_kn
         pd_ = p[:, :, None] * d  # per-row marginal effects (c, J, M)
         sum_me += pd_.sum(axis=0)
@@ -102,8 +103,3 @@ def marginal_effects_table(
             )
     return pd.DataFrame(rows)
 
-
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    scores = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(scores)
-    return e / e.sum(axis=1, keepdims=True)

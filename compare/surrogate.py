@@ -78,8 +78,8 @@ def fit_surrogate(
             the logit fitted to the true labels on the same faces.
     """
     target = train.assign(**{LABEL: cnn_training_labels(train, cnn_predictions)})
-    fit = fit_logit(target, AU_R)
-    predicted = fit.model.predict(paired_test).to_numpy()
+    fit = fit_logit(target, AU_R, tests=False)  # coefficients only: no LR tests
+    predicted = fit.model.predict(paired_test)
     return Surrogate(
         fit,
         float((predicted == cnn_test_labels).mean()),

@@ -9,13 +9,19 @@ import pandas as pd
 import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
-from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS, read_au_table, six_class_rows
+from analysis.au_table import (
+    AU_C_COLUMNS,
+    AU_R_COLUMNS,
+    FER2013_AU_TABLE,
+    SEED_AU_TABLE,
+    read_au_table,
+    six_class_rows,
+)
 from analysis.glassbox import ModelSpec, build, class_weights
 from analysis.glassbox_selection import au_effects, bootstrap_stability, candidates, select
 from analysis.logit import fit_logit
 from analysis.quality import apply_quality_policy
-from analysis.run_glassbox import FER2013_AUS, GlassboxSettings, run_glassbox
-from analysis.run_logit import DEFAULT_INPUT
+from analysis.run_glassbox import GlassboxSettings, run_glassbox
 from tests.browser import needs_chromium, open_in_chromium
 
 R, C = list(AU_R_COLUMNS), list(AU_C_COLUMNS)
@@ -23,13 +29,13 @@ R, C = list(AU_R_COLUMNS), list(AU_C_COLUMNS)
 
 @pytest.fixture(scope="module")
 def seed_rows():
-    rows = six_class_rows(read_au_table(DEFAULT_INPUT, label_coding="seed"))
+    rows = six_class_rows(read_au_table(SEED_AU_TABLE, label_coding="seed"))
     return apply_quality_policy(rows, R, "drop")[0].reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")
 def fer_rows():
-    table = six_class_rows(read_au_table(FER2013_AUS, "emotion", "name"))
+    table = six_class_rows(read_au_table(FER2013_AU_TABLE, "emotion", "name"))
     return table[table["Usage"] == "Training"].groupby("label").head(400).reset_index(drop=True)
 
 
@@ -45,7 +51,7 @@ SPECS = [
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.key)
 def test_every_prediction_decomposes_exactly_into_terms(spec, fer_rows):
-    model = build(spec, R, C).fit(fer_rows)
+    model = build(spec, R, C).fit(fer_rows, fer_rows["label"])
     faces = fer_rows.sample(50, random_state=1)
     log_odds = model.log_odds(faces)
     parts = model.term_contributions(faces)
@@ -64,9 +70,9 @@ def test_every_prediction_decomposes_exactly_into_terms(spec, fer_rows):
 
 
 def test_plain_glassbox_logit_is_the_statsmodels_logit(seed_rows):
-    model = build(ModelSpec("logit", "logit", "", C=1e6), R, []).fit(seed_rows)
+    model = build(ModelSpec("logit", "logit", "", C=1e6), R, []).fit(seed_rows, seed_rows["label"])
     effects = au_effects(model, seed_rows, ["AU12", "AU05"]).set_index(["emotion", "au"])["effect"]
-    coefficients = fit_logit(seed_rows, R).coefficients.set_index(["emotion", "au"])["coef"]
+    coefficients = fit_logit(seed_rows, R, tests=False).coefficients.set_index(["emotion", "au"])["coef"]
     # effect (log-odds change from intensity 0 to 2) = 2 x the MNLogit coefficient; lbfgs tol 1e-4
     assert effects[("happy", "AU12_r")] == pytest.approx(2 * coefficients[("happy", "AU12_r")], rel=5e-3)
     assert effects[("surprise", "AU05_r")] == pytest.approx(
@@ -75,7 +81,8 @@ def test_plain_glassbox_logit_is_the_statsmodels_logit(seed_rows):
 
 
 def test_l1_keeps_a_short_list_of_aus(fer_rows):
-    sparse = build(ModelSpec("l1", "logit", "", presences=True, penalty="l1", C=0.01), R, C).fit(fer_rows)
+    spec = ModelSpec("l1", "logit", "", presences=True, penalty="l1", C=0.01)
+    sparse = build(spec, R, C).fit(fer_rows, fer_rows["label"])
     assert 0 < sparse.n_terms < len(R) + len(C)
 
 
@@ -110,7 +117,7 @@ def glassbox_run(tmp_path_factory):
     from analysis.glassbox_report import render_glassbox_report
 
     tmp = tmp_path_factory.mktemp("glassbox")
-    table = pd.read_csv(FER2013_AUS)
+    table = pd.read_csv(FER2013_AU_TABLE)
     small = pd.concat(
         [
             table[table["Usage"] == "Training"].groupby("emotion").head(300),
@@ -140,6 +147,11 @@ def test_glassbox_results_files(glassbox_run):
     facs = pd.read_csv(tmp / "glassbox" / "seed_facs.csv")
     assert set(facs["model"]) == set(saved["seed"]["models"]) - {"black_box"}
     assert {"agrees", "verdict"} <= set(facs.columns) and len(example) > 17
+    for name in ("seed", "fer2013"):  # the selected model is saved and loads (make compare uses it)
+        from analysis.glassbox import load_glassbox
+
+        model = load_glassbox(tmp / "glassbox" / f"{name}_model.json")
+        assert model.spec.key == saved[name]["selected"] and model.metadata["dataset"] == name
 
 
 @needs_chromium

@@ -8,10 +8,10 @@ import pytest
 import statsmodels.api as sm
 
 from analysis.au_table import AU_R_COLUMNS, read_au_table
+from analysis.cv_scores import plain_logit
 from analysis.facs import facs_agreement
 from analysis.logit import AULogitModel, FitError, emotion_codes, fit_logit
 from analysis.margins import average_marginal_effects
-from analysis.validation import plain_logit
 from tests.conftest import OPENFACE_SAMPLE
 
 FEATURES = list(AU_R_COLUMNS)
@@ -68,7 +68,8 @@ def test_explanation_sums_to_log_odds(seed_run, seed_csv):
         assert np.allclose(parts.sum().to_numpy(), log_odds.loc[index].to_numpy(), atol=1e-12)
     proba = model.predict_proba(rows)
     assert np.allclose(proba.sum(axis=1), 1)
-    assert list(proba.columns) == ["neutral", "angry", "disgust", "happy", "sad", "surprise"]
+    assert list(proba.columns) == ["angry", "disgust", "happy", "neutral", "sad", "surprise"]  # EMOTIONS
+    assert list(model.predict(rows)) == list(proba.idxmax(axis=1))
 
 
 def test_model_json_round_trip(seed_run, seed_csv, tmp_path):
@@ -79,7 +80,7 @@ def test_model_json_round_trip(seed_run, seed_csv, tmp_path):
     rows = read_au_table(seed_csv, label_coding="seed").head(50)
     pd.testing.assert_frame_equal(loaded.predict_proba(rows), seed_run.fit.model.predict_proba(rows))
     (tmp_path / "other.json").write_text('{"format": "something else"}')
-    with pytest.raises(ValueError, match="not an AU logit model"):
+    with pytest.raises(ValueError, match="not an AU model file"):
         AULogitModel.from_json(tmp_path / "other.json")
 
 
@@ -118,7 +119,8 @@ def test_lr_test_equals_a_cold_refit(statsmodels_reference, seed_run):
 def test_sklearn_fold_model_is_the_same_logit(statsmodels_reference, seed_run):
     table, y, x, _ = statsmodels_reference
     sk = plain_logit().fit(table[FEATURES].to_numpy(), y)
-    ours = seed_run.fit.model.predict_proba(table).to_numpy()
+    model = seed_run.fit.model
+    ours = model.predict_proba(table)[model.classes].to_numpy()  # y codes: the reference first
     assert np.abs(sk.predict_proba(table[FEATURES].to_numpy()) - ours).max() < 1e-5
 
 
