@@ -6,8 +6,8 @@ beside the target and swaps it in at the end, with ``manifest.json`` listing the
 every file. Report commands call :func:`verify_results` before they render: a missing,
 truncated, changed or foreign file is an error naming the file, never a page.
 
-The run id is derived from the files' hashes, so the same inputs give the same bytes,
-manifest included.
+The run id is derived from the files' hashes: the same files give the same manifest (a
+stage that records its timings in ``metrics.json`` gets a new run id each run).
 """
 
 from __future__ import annotations

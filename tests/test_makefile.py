@@ -14,6 +14,7 @@ def test_help_lists_every_phony_target() -> None:
     phony = re.search(r"^\.PHONY:(.*)$", makefile, re.MULTILINE)
     assert phony is not None
     targets = set(phony.group(1).split()) - {"help"}
-    shown = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True)
+    shown = done.stdout
     missing = sorted(t for t in targets if not re.search(rf"make {re.escape(t)}\b", shown))
     assert not missing, f"make help does not mention: {missing}"
