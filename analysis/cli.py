@@ -165,17 +165,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "report-logit":
         from analysis.report import render_logit_report
-        from analysis.results import verify_results
 
         out = Path(args.out)
-        verify_results(out / "logit")
         print(f"wrote {render_logit_report(out / 'logit', out / 'logit.html')}")
         return 0
     if args.command == "explain":
         return _explain(args)
     if args.command in ("fit-glassbox", "report-glassbox"):
         from analysis.glassbox_report import render_glassbox_report
-        from analysis.results import verify_results
 
         out = Path(args.out)
         if args.command == "fit-glassbox":
@@ -188,7 +185,6 @@ def _dispatch(args: argparse.Namespace) -> int:
                                         seed=args.seed, fast=args.fast, n_jobs=args.jobs)  # fmt: skip
             run_glassbox(settings)
             print(f"fit-glassbox took {time.perf_counter() - start:.0f} s")
-        verify_results(out / "glassbox")
         print(f"wrote {render_glassbox_report(out / 'glassbox', out / 'glassbox.html')}")
         return 0
     if args.command == "benchmark-logit":

@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 
 from analysis.au_table import au_label
 from analysis.figures import diverging_heatmap, to_data_uri
-from analysis.render import check_results, read_json, render_page
+from analysis.render import read_json, render_page
+from analysis.results import verify_results
 
 # What an effect is, when metrics.json does not say (``effect_definition``).
 DEFAULT_EFFECT = "when the AU goes from 0 to intensity 2 (and present)"
@@ -31,7 +32,7 @@ def render_glassbox_report(results_dir: str | Path, html_path: str | Path) -> Pa
             its manifest (run ``make fit-glassbox`` again).
     """
     results = Path(results_dir)
-    check_results(results)
+    verify_results(results)  # a missing, truncated or foreign file is an error, not a page
     metrics = read_json(results / "metrics.json")
     sections = []
     for name, title in DATASETS.items():

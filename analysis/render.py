@@ -25,11 +25,7 @@ from jinja2 import Environment, PackageLoader, PrefixLoader, StrictUndefined
 from analysis.au_table import au_label
 from analysis.figures import stars
 from analysis.files import write_text
-from analysis.results import MANIFEST, ResultsError, verify_results
-
-# Every results folder must carry a manifest once all writers produce one; until then a
-# folder without one is rendered unchecked (a folder with one is always verified).
-REQUIRE_MANIFEST = False
+from analysis.results import ResultsError
 
 # (file, title, what it shows, the command that makes it): the pages the index lists, in reading order.
 PAGES: tuple[tuple[str, str, str, str], ...] = (
@@ -92,23 +88,6 @@ def render_page(template: str, html_path: str | Path, **context: Any) -> Path:
 def render_text(template: str, **context: Any) -> str:
     """Render a plain-text template to one line of prose (whitespace collapsed)."""
     return " ".join(environment().get_template(template).render(**context).split())
-
-
-def check_results(folder: str | Path) -> dict[str, Any] | None:
-    """Verify a results folder before a page is built from it; return its manifest.
-
-    A folder with ``manifest.json`` is checked file by file (:func:`analysis.results.verify_results`);
-    one without is accepted unchecked while :data:`REQUIRE_MANIFEST` is off.
-
-    Raises:
-        ResultsError: the folder is missing, or a file is missing, truncated, changed or foreign.
-    """
-    root = Path(folder)
-    if REQUIRE_MANIFEST or (root / MANIFEST).exists():
-        return verify_results(root)
-    if not root.is_dir():
-        raise ResultsError(f"{root}: no results folder; run the stage that writes it first")
-    return None
 
 
 def read_json(path: Path) -> Any:

@@ -13,7 +13,8 @@ import pandas as pd
 
 from analysis import figures
 from analysis.au_table import au_label
-from analysis.render import check_results, read_json, render_page
+from analysis.render import read_json, render_page
+from analysis.results import verify_results
 
 TOP_TERMS = 7
 
@@ -26,7 +27,7 @@ def render_logit_report(results_dir: str | Path, html_path: str | Path) -> Path:
             its manifest (run ``fit-logit`` again).
     """
     results = Path(results_dir)
-    check_results(results)
+    verify_results(results)  # a missing, truncated or foreign file is an error, not a page
     metrics = read_json(results / "metrics.json")
     read = {
         name: pd.read_csv(results / f"{name}.csv")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from analysis.au_models import ModelFileError as AUModelFileError
+
 
 class CNNError(ValueError):
     """An input or setting the CNN stage cannot use; the message names it and what is wrong."""
@@ -12,8 +14,11 @@ class FER2013Error(CNNError):
     """FER2013 input that cannot be used; the message names the file and row."""
 
 
-class ModelFileError(CNNError):
-    """A model file that cannot be used; the message names the file and what is wrong."""
+class ModelFileError(CNNError, AUModelFileError):
+    """A model file that cannot be used; the message names the file and what is wrong.
+
+    Also an :class:`analysis.au_models.ModelFileError`, so every CLI that reports a bad model
+    file (the AU models' JSON or the CNN's ``.keras``) catches one type."""
 
 
 class EvaluateError(CNNError):

@@ -11,7 +11,6 @@ differently in the 4th decimal between two runs of the same model on the same fa
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.files import write_csv, write_json
+from analysis.results import file_sha256
 from cnn_baseline.data import CLASS_NAMES
 
 PROBABILITY_COLUMNS = [f"p_{name}" for name in CLASS_NAMES]
@@ -29,11 +29,6 @@ def predictions_path(model_path: str | Path) -> Path:
     """``models/mini_xception.keras`` -> ``models/mini_xception.training_predictions.csv.gz``."""
     model_path = Path(model_path)
     return model_path.with_name(f"{model_path.stem}.training_predictions.csv.gz")
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def training_predictions_current(model_path: str | Path, part: pd.DataFrame) -> bool:

@@ -12,7 +12,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis.figures import confusion_heatmap, per_class_bars, to_data_uri
-from analysis.render import check_results, read_json, render_page
+from analysis.render import read_json, render_page
+from analysis.results import verify_results
 from cnn_baseline.data import CLASS_NAMES
 
 
@@ -25,7 +26,7 @@ def render_cnn_report(results_dir: str | Path, html_path: str | Path) -> Path:
             its manifest (run ``make evaluate-cnn`` again).
     """
     results = Path(results_dir)
-    check_results(results)
+    verify_results(results)  # a missing, truncated or foreign file is an error, not a page
     metrics = read_json(results / "metrics.json")
     history = pd.read_csv(results / "history.csv") if (results / "history.csv").exists() else None
     per_class = pd.read_csv(results / "per_class.csv")

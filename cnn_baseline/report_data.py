@@ -58,7 +58,7 @@ def evaluate_all(
         EvaluateError: ``out_dir`` is the training run folder (it would be replaced).
         FER2013Error: the data cannot be read.
     """
-    from cnn_baseline.predictions import file_sha256
+    from analysis.results import file_sha256
 
     model_path, out = Path(model_path), Path(out_dir)
     model = load_model(model_path, num_classes=len(CLASS_NAMES))

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from analysis.files import write_json
+from analysis.results import file_sha256
 from cnn_baseline.data import CLASS_NAMES, arrays, load_fer2013, resized
 from cnn_baseline.model import DEFAULT_MODEL, DEFAULT_RUN, as_float32, load_model, mini_xception
-from cnn_baseline.predictions import file_sha256
 from cnn_baseline.preprocess import model_inputs, scale
 
 

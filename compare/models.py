@@ -229,12 +229,11 @@ def six_of_seven(probabilities: np.ndarray) -> np.ndarray:
 def cnn_model(model_path: Path, pixels: np.ndarray, test: pd.DataFrame, training_record: dict) -> Scored:
     """The project's mini-XCEPTION (``cnn_baseline``) on the 48x48 faces (resized to its input),
     mirror-averaged as ``cnn_baseline.evaluate`` scores it."""
-    import keras
-
     from cnn_baseline.evaluate import MIRROR, class_probabilities
+    from cnn_baseline.model import load_model
     from cnn_baseline.preprocess import model_inputs
 
-    model = keras.models.load_model(model_path, compile=False)
+    model = load_model(model_path)
     faces = model_inputs(pixels, model.input_shape[1])
     prob = class_probabilities(model, faces)
     return Scored(

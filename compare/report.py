@@ -12,8 +12,9 @@ import pandas as pd
 
 from analysis.au_table import au_label
 from analysis.figures import diverging_heatmap, stars
-from analysis.render import check_results, compare_summary, read_json, render_page
+from analysis.render import compare_summary, read_json, render_page
 from analysis.render import render_index as _render_index
+from analysis.results import verify_results
 from compare import figures
 
 TOP_TERMS = 5
@@ -27,7 +28,7 @@ def render_compare_report(results_dir: str | Path, html_path: str | Path) -> Pat
             its manifest (run ``make compare`` again).
     """
     results = Path(results_dir)
-    check_results(results)
+    verify_results(results)  # a missing, truncated or foreign file is an error, not a page
     metrics = read_json(results / "metrics.json")
     models = metrics["models"]
     per_class = pd.read_csv(results / "per_class_f1.csv")

@@ -15,10 +15,10 @@ import cnn_baseline  # noqa: F401  (sets TensorFlow's oneDNN limits before it lo
 pytest.importorskip("tensorflow")
 
 import cnn_baseline.report_data as report_data  # noqa: E402
-from analysis.results import verify_results  # noqa: E402
+from analysis.results import file_sha256, verify_results  # noqa: E402
 from cnn_baseline.errors import EvaluateError  # noqa: E402
 from cnn_baseline.model import DEFAULT_MODEL, DEFAULT_RUN  # noqa: E402
-from cnn_baseline.predictions import file_sha256, predictions_path, read_training_predictions  # noqa: E402
+from cnn_baseline.predictions import predictions_path, read_training_predictions  # noqa: E402
 from tests.conftest import FIXTURES  # noqa: E402
 
 

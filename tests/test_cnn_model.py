@@ -156,8 +156,8 @@ def test_mirror_averaging_is_blind_to_left_and_right_on_real_faces():
 def test_a_64_pixel_run_can_start_from_a_48_pixel_model(tmp_path):
     import keras
 
+    from analysis.results import file_sha256
     from cnn_baseline.model import DEFAULT_MODEL
-    from cnn_baseline.predictions import file_sha256
 
     data = _split_sample(tmp_path, ("PublicTest", "Training", "Training"))
     run = tmp_path / "run"
