@@ -19,15 +19,19 @@ OPENFACE_BIN ?=
 WORKERS      ?=
 UPSCALE      ?= auto
 OPENFACE_ARGS ?=
+MODE          ?=
+MULTI         ?=
 OPENFACE_OUT  = $(if $(filter command line environment,$(origin OUT)),$(OUT),data/openface/au_table.csv)
 
 .PHONY: help install fit-glassbox report-glassbox compare train-cnn evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit test lint clean
 
 help:
 	@echo "Stages (each installs what it needs into $(VENV)/ on first use):"
-	@echo "  make openface IN=<image folder> [OUT=<AU table .csv>] [BACKEND=docker|native]"
-	@echo "                [OPENFACE_BIN=<FaceLandmarkImg>] [WORKERS=<n>] [UPSCALE=<factor>|auto] [OPENFACE_ARGS=\"...\"]"
-	@echo "                run OpenFace over the images; writes the AU table and <table>.failures.csv"
+	@echo "  make openface IN=<image folder | video | folder of videos or image sequences> [OUT=<AU table .csv>]"
+	@echo "                [BACKEND=docker|native] [OPENFACE_BIN=<FaceLandmarkImg>] [WORKERS=<n>] [UPSCALE=<factor>|auto]"
+	@echo "                [OPENFACE_ARGS=\"...\"] [MODE=auto|images|sequences] [MULTI=1]"
+	@echo "                run OpenFace over the images (FaceLandmarkImg) or videos (FeatureExtraction; MULTI=1:"
+	@echo "                FaceLandmarkVidMulti); writes the AU table and <table>.failures.csv"
 	@echo "  make fit-logit     fit the multinomial AU logit; writes reports/logit/ and reports/logit.html"
 	@echo "                     [IN=<AU table .csv>] [OUT=<folder>] [LABEL_COL=<col>] [CODING=name|seed|fer2013]"
 	@echo "                     [REFERENCE=<emotion>] [SEED=<n>] [POLICY=drop|keep]"
@@ -42,7 +46,8 @@ help:
 	@echo "  make report-logit     re-render reports/logit.html from reports/logit/"
 	@echo "  make report-glassbox  re-render reports/glassbox.html from reports/glassbox/"
 	@echo "Benchmarks (print their figures):"
-	@echo "  make benchmark-openface IN=<image folder>  images/s of the runner and of one bare OpenFace call"
+	@echo "  make benchmark-openface IN=<image folder | video | folder of videos>  images/s or frames/s of the runner"
+	@echo "                and of bare OpenFace calls on the same inputs [MODE=...] [MULTI=1] [WORKERS=<n>]"
 	@echo "  make benchmark-logit  time and peak memory of the logit, 4,473 rows and 100x resampled"
 	@echo "  make benchmark-cnn    training and inference images/s of mini-XCEPTION (needs the full FER2013)"
 	@echo "Development:"
@@ -67,16 +72,16 @@ $(VENV)/.installed-cnn: $(VENV)/.installed
 install: $(VENV)/.installed
 
 openface: $(VENV)/.installed
-	@test -n "$(IN)" || { echo "make openface needs IN=<image folder>"; exit 2; }
+	@test -n "$(IN)" || { echo "make openface needs IN=<image folder | video | folder of videos or image sequences>"; exit 2; }
 	$(PY) -m openface_runner run --in "$(IN)" --out "$(OPENFACE_OUT)" --backend $(BACKEND) --upscale $(UPSCALE) \
 		$(if $(OPENFACE_BIN),--openface-bin "$(OPENFACE_BIN)") $(if $(WORKERS),--workers $(WORKERS)) \
-		$(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)")
+		$(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)") $(if $(MODE),--mode $(MODE)) $(if $(MULTI),--multi)
 
 benchmark-openface: $(VENV)/.installed
-	@test -n "$(IN)" || { echo "make benchmark-openface needs IN=<image folder>"; exit 2; }
+	@test -n "$(IN)" || { echo "make benchmark-openface needs IN=<image folder | video | folder of videos>"; exit 2; }
 	$(PY) -m openface_runner benchmark --in "$(IN)" --backend $(BACKEND) --upscale $(UPSCALE) \
 		$(if $(OPENFACE_BIN),--openface-bin "$(OPENFACE_BIN)") $(if $(WORKERS),--workers $(WORKERS)) \
-		$(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)")
+		$(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)") $(if $(MODE),--mode $(MODE)) $(if $(MULTI),--multi)
 
 fit-logit: $(VENV)/.installed
 	$(PY) -m analysis fit-logit --out $(OUT) --reference $(REFERENCE) --seed $(SEED) --quality-policy $(POLICY) \

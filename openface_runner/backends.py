@@ -1,5 +1,8 @@
 """Where OpenFace runs: a Docker container (default) or a local ``FaceLandmarkImg``.
 
+The tool and its command line are the backend's ``build`` (``flags.face_landmark_img`` for
+images; ``video.sequence_backend`` makes the ``FeatureExtraction`` / ``FaceLandmarkVidMulti`` twin).
+
 Both backends expose ``check(folders)`` (fail early with a message that says what to do),
 ``session(worker, folders)``: a context that yields ``process(batch) -> exit code``, running
 OpenFace on one batch folder under a time limit, and ``cancel()``, which stops every running

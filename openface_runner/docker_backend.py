@@ -23,7 +23,7 @@ from typing import Any
 from openface_runner.errors import BackendError
 from openface_runner.flags import DOCKER_BIN_DIR, EXECUTABLE, face_landmark_img
 from openface_runner.folders import RunFolders
-from openface_runner.native import BATCH_TIMEOUT_S, TIMEOUT_EXIT, Process
+from openface_runner.native import BATCH_TIMEOUT_S, TIMEOUT_EXIT, CommandBuilder, Process
 
 DEFAULT_IMAGE = "algebr/openface:latest"
 LABEL_RUN = "au-workbench.run"
@@ -96,6 +96,8 @@ class DockerBackend:
         timeout_s: time limit of one OpenFace call (one batch), seconds.
         mem_limit: memory limit of each container (Docker's format: ``"4g"``).
         pids_limit: process/thread limit of each container.
+        executable: the OpenFace tool in the image's bin folder (``FeatureExtraction`` for videos).
+        build: the command line of one call (``flags.face_landmark_img`` or ``flags.sequence_command``).
     """
 
     name = "docker"
@@ -110,8 +112,12 @@ class DockerBackend:
         timeout_s: float = BATCH_TIMEOUT_S,
         mem_limit: str = MEMORY_LIMIT,
         pids_limit: int = PIDS_LIMIT,
+        executable: str = EXECUTABLE,
+        build: CommandBuilder = face_landmark_img,
     ):
         self.image = image
+        self.executable = executable
+        self.build = build
         self.extra = list(extra)
         self.progress = progress
         self.timeout_s = timeout_s
@@ -195,8 +201,8 @@ class DockerBackend:
 
     def command(self, batch: str) -> list[str]:
         """The OpenFace command line of one batch, inside the container."""
-        return face_landmark_img(
-            f"./{EXECUTABLE}", f"{self.in_mount}/{batch}", f"{self.out_mount}/{batch}", self.extra
+        return self.build(
+            f"./{self.executable}", f"{self.in_mount}/{batch}", f"{self.out_mount}/{batch}", self.extra
         )
 
     def exec_command(self, batch: str) -> list[str]:

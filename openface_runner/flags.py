@@ -34,3 +34,32 @@ def face_landmark_img(executable: str, in_dir: str, out_dir: str, extra: Sequenc
         ``[executable, "-fdir", in_dir, "-out_dir", out_dir, "-aus", *extra]``.
     """
     return [executable, "-fdir", in_dir, "-out_dir", out_dir, *AU_FLAGS, *extra]
+
+
+# Sequences (videos and folders of frames): ``FeatureExtraction`` follows one face with the
+# dynamic AU models and person-specific normalisation (each AU's neutral level estimated over
+# the whole sequence); ``FaceLandmarkVidMulti`` follows several faces. Both read a video with
+# ``-f <file>`` or an image sequence with ``-fdir <folder>`` and write ``<stem>.csv`` (one row
+# per frame and face) and ``<stem>_of_details.txt``. OpenFace wiki, "Command line arguments"
+# and "Action Units" (dynamic models, person-specific calibration).
+FEATURE_EXTRACTION = "FeatureExtraction"
+VID_MULTI = "FaceLandmarkVidMulti"
+VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".m4v", ".mov", ".mkv", ".wmv", ".mpg", ".mpeg", ".webm", ".flv"})
+
+
+def sequence_tool(multi: bool) -> str:
+    """``FaceLandmarkVidMulti`` when several faces are to be followed, else ``FeatureExtraction``."""
+    return VID_MULTI if multi else FEATURE_EXTRACTION
+
+
+def sequence_command(executable: str, in_dir: str, out_dir: str, extra: Sequence[str] = ()) -> list[str]:
+    """The OpenFace command for one sequence staged in ``in_dir``.
+
+    A folder named like a video file (``vid_<key>.avi``) holds that one video (``-f
+    in_dir/<name>``); any other folder is an image sequence (``-fdir in_dir``). OpenFace names
+    its outputs after the file's stem or the folder's name.
+    """
+    name = in_dir.rstrip("/").rsplit("/", 1)[-1]
+    suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    source = ["-f", f"{in_dir}/{name}"] if suffix in VIDEO_SUFFIXES else ["-fdir", in_dir]
+    return [executable, *source, "-out_dir", out_dir, *AU_FLAGS, *extra]

@@ -27,6 +27,7 @@ TIMEOUT_EXIT = 124  # exit code of a call stopped at its time limit (as coreutil
 KILL_GRACE_S = 5.0
 
 Process = Callable[[str], int]  # batch name -> exit code
+CommandBuilder = Callable[[str, str, str, Sequence[str]], list[str]]  # executable, in, out, extra
 
 
 def stop_group(process: subprocess.Popen, grace_s: float = KILL_GRACE_S) -> None:
@@ -50,6 +51,8 @@ class NativeBackend:
         binary: the executable; a relative path is taken from the current directory.
         extra: arguments appended to every OpenFace call.
         timeout_s: time limit of one OpenFace call (one batch), seconds.
+        build: the command line of one call (``flags.face_landmark_img``; the video runner
+            passes ``flags.sequence_command`` with ``FeatureExtraction`` as ``binary``).
     """
 
     name = "native"
@@ -59,10 +62,12 @@ class NativeBackend:
         binary: str | os.PathLike[str] | None,
         extra: Sequence[str] = (),
         timeout_s: float = BATCH_TIMEOUT_S,
+        build: CommandBuilder = face_landmark_img,
     ):
         found = str(binary or os.environ.get(BIN_ENV, "") or shutil.which(EXECUTABLE) or "")
         self.binary = os.path.abspath(found) if found else ""
         self.extra = list(extra)
+        self.build = build
         self.timeout_s = timeout_s
         self._running: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
@@ -81,9 +86,7 @@ class NativeBackend:
 
     def command(self, folders: RunFolders, batch: str) -> list[str]:
         """The OpenFace command line of one batch (absolute paths)."""
-        return face_landmark_img(
-            self.binary, str(folders.batches / batch), str(folders.outputs / batch), self.extra
-        )
+        return self.build(self.binary, str(folders.batches / batch), str(folders.outputs / batch), self.extra)
 
     def cancel(self) -> None:
         """Stop every running OpenFace call of this backend; later calls do not start."""
