@@ -260,13 +260,8 @@ def _benchmark_sequences(args, backend) -> int:
     import tempfile
 
     from openface_runner.backends import RunFolders
-    from openface_runner.video import (
-        discover_sequences,
-        link,
-        parse_sequence_csv,
-        run_sequences,
-        sequence_backend,
-    )
+    from openface_runner.folders import link
+    from openface_runner.video import discover_sequences, parse_sequence_csv, run_sequences, sequence_backend
 
     tool_backend = sequence_backend(backend, args.multi, live_progress=False)  # OpenFace as is
     tool_backend.check()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from analysis.files import write_json
 from openface_runner.errors import InputError
 
 RUN_MARKER = ".openface-runner-run"
@@ -60,3 +63,30 @@ class RunFolders:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def check_settings(run_dir: Path, settings: dict) -> None:
+    """Resuming reuses a run folder's staged inputs and outputs, so only with the settings
+    (staging, OpenFace tool and arguments) that made them; the first run records them.
+
+    Raises:
+        InputError: the run folder was made with other settings.
+    """
+    path = run_dir / "settings.json"
+    if path.exists():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        if before != settings:
+            raise InputError(
+                f"{run_dir} was made with {before}, not {settings}: its staged inputs and outputs do not "
+                "apply; choose another OUT (or --run-dir) or delete that folder"
+            )
+    else:
+        write_json(path, settings)
+
+
+def link(source: Path, target: Path) -> None:
+    """Hard-link ``source`` to ``target`` (a copy across file systems); mounts see no symlink."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)

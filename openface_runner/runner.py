@@ -16,7 +16,6 @@ locked while a run uses it.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -29,9 +28,10 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.au_table import write_au_table
-from analysis.files import write_csv, write_json
+from analysis.files import write_csv
 from openface_runner.backends import DockerBackend, NativeBackend, RunFolders, exit_reason
 from openface_runner.errors import BackendError, InputError, InvariantError, OutputError, StageError
+from openface_runner.folders import check_settings, link
 from openface_runner.inputs import InputImage, discover
 from openface_runner.parse import parse_face_csv
 from openface_runner.staging import stage
@@ -164,7 +164,7 @@ def _run_locked(
     ]
     staged_dir, done_dir = folders.root / "staged", folders.root / "done"
     done_dir.mkdir(parents=True, exist_ok=True)
-    _check_settings(folders.root, {"upscale": upscale, "border": border, "openface_args": backend.extra})
+    check_settings(folders.root, {"upscale": upscale, "border": border, "openface_args": backend.extra})
     failed: dict[str, str] = {}  # image.relative -> reason
 
     not_done = [i for i in images if not (done_dir / f"{i.key}_of_details.txt").exists()]
@@ -287,7 +287,7 @@ def _process(
                     shutil.rmtree(folder, ignore_errors=True)  # a killed run's partial batch
                     folder.mkdir(parents=True)
                 for image in batch:
-                    _link(staged_dir / f"{image.key}.png", in_dir / f"{image.key}.png")
+                    link(staged_dir / f"{image.key}.png", in_dir / f"{image.key}.png")
                 try:
                     code = process(name)
                     reason = exit_reason(code, backend.timeout_s, folders.log(worker)) if code else None
@@ -356,28 +356,3 @@ def _process(
         pool.shutdown(wait=True)
         bar.close()
     return failures, counts["batches"], counts["failed"]
-
-
-def _check_settings(run_dir: Path, settings: dict) -> None:
-    """Resuming reuses staged images and outputs, so only with the settings that made them.
-
-    Raises:
-        InputError: the run folder was made with other staging or OpenFace arguments.
-    """
-    path = run_dir / "settings.json"
-    if path.exists():
-        before = json.loads(path.read_text(encoding="utf-8"))
-        if before != settings:
-            raise InputError(
-                f"{run_dir} was made with {before}, not {settings}: its staged images and outputs do not "
-                "apply; choose another OUT (or --run-dir) or delete that folder"
-            )
-    else:
-        write_json(path, settings)
-
-
-def _link(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)

@@ -36,11 +36,11 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS, SEQUENCE_META, write_sequence_table
-from analysis.files import write_csv, write_json
+from analysis.files import write_csv
 from openface_runner.backends import DockerBackend, NativeBackend, RunFolders, exit_reason
 from openface_runner.errors import BackendError, InputError, InvariantError, OutputError
 from openface_runner.flags import VIDEO_SUFFIXES, sequence_command, sequence_tool
-from openface_runner.folders import RUN_MARKER
+from openface_runner.folders import RUN_MARKER, check_settings, link
 from openface_runner.inputs import IMAGE_SUFFIXES, Rejected, shown_name
 from openface_runner.native import CommandBuilder
 from openface_runner.parse import check_ranges
@@ -367,7 +367,7 @@ def _run_locked(
     inputs, rejected = discover_sequences(in_path, exclude=own)
     done_dir = folders.root / "done"
     done_dir.mkdir(parents=True, exist_ok=True)
-    _check_settings(folders.root, {"tool": sequence_tool(multi), "openface_args": backend.extra})
+    check_settings(folders.root, {"tool": sequence_tool(multi), "openface_args": backend.extra})
 
     pending = [s for s in inputs if not (done_dir / f"{s.key}.done").exists()]
     if pending:
@@ -563,31 +563,3 @@ def _follow(
             if reached > shown[0]:
                 bar.update(reached - shown[0])
                 shown[0] = reached
-
-
-def _check_settings(run_dir: Path, settings: dict) -> None:
-    """Resuming reuses outputs only when made by the same tool and OpenFace arguments.
-
-    Raises:
-        InputError: the run folder was made with other settings.
-    """
-    import json
-
-    path = run_dir / "settings.json"
-    if path.exists():
-        before = json.loads(path.read_text(encoding="utf-8"))
-        if before != settings:
-            raise InputError(
-                f"{run_dir} was made with {before}, not {settings}: its outputs do not apply; "
-                "choose another OUT (or --run-dir) or delete that folder"
-            )
-    else:
-        write_json(path, settings)
-
-
-def link(source: Path, target: Path) -> None:
-    """Hard-link ``source`` to ``target`` (a copy across file systems); mounts see no symlink."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
