@@ -9,6 +9,7 @@ prints every such error as one line, ``error: argument --folds: ...``, exit stat
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -68,6 +69,17 @@ def positive(text: str) -> int:
     value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive whole number")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """A finite number above 0 (a learning rate, a time limit in seconds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number above 0")
     return value
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from analysis.arguments import OneLineParser, positive, positive_number, seed
 from analysis.results import ResultsError
 from cnn_baseline.data import DEFAULT_PATH
 from cnn_baseline.errors import CNNError
@@ -13,7 +13,7 @@ from cnn_baseline.model import DEFAULT_MODEL, DEFAULT_RUN
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cnn_baseline", description=__doc__)
+    parser = OneLineParser(prog="python -m cnn_baseline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train mini-XCEPTION (fit on Training, select on PublicTest)")
     train.add_argument("--data", default=str(DEFAULT_PATH), help="FER2013 CSV or image folder")
@@ -21,22 +21,22 @@ def main(argv: list[str] | None = None) -> int:
         "--run-dir", default=None, help="history and last checkpoint (default: cnn_baseline/models/run)"
     )
     train.add_argument("--model", default=None, help="best model .keras (default: cnn_baseline/models/)")
-    train.add_argument("--epochs", type=int, default=200)
-    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--epochs", type=positive, default=200)
+    train.add_argument("--batch-size", type=positive, default=32)
     train.add_argument(
         "--patience",
-        type=int,
+        type=positive,
         default=50,
         help="early-stopping patience on PublicTest loss (original: 50); LR drops after patience//4",
     )
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=seed, default=0)
     train.add_argument(
         "--input-size", type=int, choices=(48, 64), default=48, help="model input side (original: 64)"
     )
     train.add_argument("--resume", action="store_true", help="continue from <run-dir>/last.keras")
     train.add_argument(
         "--learning-rate",
-        type=float,
+        type=positive_number,
         default=None,
         help="Adam's learning rate (default 1e-3; with --resume, the restored one unless given)",
     )
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     predict.set_defaults(faces="auto")
     bench = commands.add_parser("benchmark", help="training and inference images/s on this machine")
     bench.add_argument("--data", default=str(DEFAULT_PATH), help="FER2013 CSV or image folder")
-    bench.add_argument("--batch-size", type=int, default=32)
+    bench.add_argument("--batch-size", type=positive, default=32)
     args = parser.parse_args(argv)
     try:
         if args.command == "train":

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from analysis.cli import main as analysis_main
+from cnn_baseline.cli import main as cnn_main
 from compare.cli import main as compare_main
 from tests.conftest import OPENFACE_SAMPLE
 
@@ -321,6 +322,11 @@ OTHER_COMMANDS = [
         lambda t: ["run", "--out", str(t), "--model", str(t)],
         "is a folder, not a file",
     ),
+    ("cnn-epochs-0", cnn_main, lambda t: ["train", "--epochs", "0"], "argument --epochs: 0 is not"),
+    ("cnn-batch-negative", cnn_main, lambda t: ["train", "--batch-size", "-1"], "argument --batch-size"),
+    ("cnn-rate-nan", cnn_main, lambda t: ["train", "--learning-rate", "nan"], "nan is not a finite number"),
+    ("cnn-seed-negative", cnn_main, lambda t: ["train", "--seed", "-3"], "argument --seed: -3 is not a seed"),
+    ("cnn-bench-batch-0", cnn_main, lambda t: ["benchmark", "--batch-size", "0"], "argument --batch-size"),
 ]
 
 
