@@ -9,6 +9,13 @@ page "Output Format", https://github.com/TadasBaltrusaitis/OpenFace/wiki/Output-
 - ``face``/``face_count``, ``confidence`` (0-1), ``success`` (0/1): optional
 - ``AU01_r`` ... ``AU45_r``: the 17 AU intensities, 0-5 (required)
 - ``AU01_c`` ... ``AU45_c``: the 18 AU presences, 0/1 (optional; AU28 has only ``_c``)
+- ``face_x, face_y, face_w, face_h`` (``BOX_COLUMNS``, optional, all four or none; image and
+  sequence tables): the face's box in pixels of the original image or video frame, the bounding
+  box of OpenFace's 68 2D landmarks (``-2Dfp``): left, top, width, height. ``x`` runs right and
+  ``y`` down from the top-left pixel, whose centre is (0, 0) (OpenCV's convention). An empty
+  cell (all four empty) means no box (a frame whose landmark fit failed); a box has numbers,
+  ``face_w`` and ``face_h`` > 0. Tables written before the runner recorded boxes (the bundled
+  data) have none; readers accept them.
 
 Readers accept OpenFace's header names with leading spaces and CRLF line ends.
 """
@@ -84,6 +91,8 @@ INTENSITY_RANGE = (0.0, 5.0)
 LABEL = "label"
 _LABEL_CANDIDATES = ("label", "emotion")
 _META_FIRST = ("image", LABEL, "face", "face_count", "confidence", "success")
+BOX_COLUMNS: tuple[str, ...] = ("face_x", "face_y", "face_w", "face_h")
+"""The face's box (optional): left, top, width, height in pixels of the original image or frame."""
 
 
 class AUTableError(ValueError):
@@ -124,7 +133,9 @@ def read_au_table(
             ``.gz``) or empty file, two columns of the same name (also once OpenFace's header
             spaces are stripped), missing AU or label column, a non-numeric,
             empty or NaN cell, an AU intensity outside 0-5, a presence not 0/1, a
-            confidence outside 0-1, an unknown label, or fewer than two classes.
+            confidence outside 0-1, an unknown label, fewer than two classes, or a face box
+            that is not valid (``BOX_COLUMNS``: some of the four missing, a non-numeric
+            value, a row with some of the four empty, a width or height not > 0).
     """
     path = Path(path)
     raw = _read_raw(path)
@@ -143,6 +154,7 @@ def read_au_table(
     _check_range(table, [c for c in ("confidence",) if c in table], (0.0, 1.0), path)
     for column in [c for c in (*AU_C_COLUMNS, "success") if c in table]:
         _check_binary(table[column], column, path)
+    _read_boxes(raw, table, path)
 
     table[LABEL] = _labels(raw[label_column], label_column, label_coding, path)
     if label_column != LABEL:
@@ -169,14 +181,76 @@ def one_face_per_image(table: pd.DataFrame) -> pd.DataFrame:
 def write_au_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """Write an AU table atomically in the canonical column order.
 
-    Order: ``image, label, face, face_count, confidence, success`` (those present), the
-    ``AU*_r`` columns, the ``AU*_c`` columns, then any other column.
+    Order: ``image, label, face, face_count, confidence, success`` (those present), the face
+    box ``face_x, face_y, face_w, face_h`` (when present), the ``AU*_r`` columns, the
+    ``AU*_c`` columns, then any other column.
+
+    Raises:
+        AUTableError: an invalid face box (see ``check_boxes``).
     """
-    first = [c for c in _META_FIRST if c in table]
+    check_boxes(table, path)
+    first = [c for c in (*_META_FIRST, *BOX_COLUMNS) if c in table]
     aus = [c for c in (*AU_R_COLUMNS, *AU_C_COLUMNS) if c in table]
     rest = [c for c in table.columns if c not in first and c not in aus]
     with atomic_path(path) as tmp:
         table[first + aus + rest].to_csv(tmp, index=False)
+
+
+def check_boxes(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """The face box columns of a numeric table, when present: all four, each row four numbers
+    (finite, ``face_w`` and ``face_h`` > 0) or four NaN (no box).
+
+    Raises:
+        AUTableError: some of the four columns missing, non-numeric values, a row with only
+            some of the four, a value not finite, a width or height not > 0.
+    """
+    present = [c for c in BOX_COLUMNS if c in table]
+    if not present:
+        return
+    missing = [c for c in BOX_COLUMNS if c not in table]
+    if missing:
+        raise AUTableError(
+            f"{path}: the face box needs all of {', '.join(BOX_COLUMNS)}; {', '.join(missing)} missing"
+        )
+    try:
+        values = table[list(BOX_COLUMNS)].to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        raise AUTableError(f"{path}: the face box columns hold non-numeric values") from None
+    empty = np.isnan(values)
+    partial = empty.any(axis=1) & ~empty.all(axis=1)
+    if partial.any():
+        i = int(np.argmax(partial))
+        gaps = ", ".join(c for c, e in zip(BOX_COLUMNS, empty[i], strict=True) if e)
+        raise AUTableError(
+            f"{path}: {_row(i)}: face box without {gaps}; a row has all four of "
+            f"{', '.join(BOX_COLUMNS)} or none"
+        )
+    boxed = ~empty.all(axis=1)
+    infinite = boxed[:, None] & ~np.isfinite(np.where(empty, 0.0, values))
+    if infinite.any():
+        i, j = (int(k) for k in np.argwhere(infinite)[0])
+        raise AUTableError(f"{path}: column {BOX_COLUMNS[j]}, {_row(i)}: {values[i, j]:g} is not finite")
+    for j in (2, 3):
+        bad = boxed & ~(values[:, j] > 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise AUTableError(
+                f"{path}: column {BOX_COLUMNS[j]}, {_row(i)}: {values[i, j]:g} is not > 0 (a box has a size)"
+            )
+
+
+def _read_boxes(raw: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
+    """The face box columns of ``raw`` (text) into ``table`` as floats (empty: NaN), checked."""
+    present = [c for c in BOX_COLUMNS if c in raw]
+    for column in present:
+        text = raw[column].str.strip()
+        numbers = pd.to_numeric(text, errors="coerce")
+        bad = (numbers.isna() & (text != "")).to_numpy()
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise AUTableError(f"{path}: column {column}, {_row(i)}: {raw[column].iloc[i]!r} is not a number")
+        table[column] = numbers.astype(float)
+    check_boxes(table, path)
 
 
 def _read_raw(path: Path) -> pd.DataFrame:
@@ -325,18 +399,22 @@ SEQUENCE_META: tuple[str, ...] = ("video", "frame", "face_id", "timestamp", "con
 
 
 def write_sequence_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write a sequence AU table atomically: ``SEQUENCE_META``, ``AU*_r``, ``AU*_c``, any other column.
+    """Write a sequence AU table atomically: ``SEQUENCE_META``, the face box (``BOX_COLUMNS``,
+    when present), ``AU*_r``, ``AU*_c``, any other column.
 
     Raises:
-        AUTableError: a column of ``SEQUENCE_META`` or an ``AU*_r`` column is missing.
+        AUTableError: a column of ``SEQUENCE_META`` or an ``AU*_r`` column is missing, or an
+            invalid face box (``check_boxes``).
     """
     missing = [c for c in (*SEQUENCE_META, *AU_R_COLUMNS) if c not in table]
     if missing:
         raise AUTableError(f"{path}: sequence table lacks column(s) {', '.join(missing)}")
+    check_boxes(table, path)
+    first = [*SEQUENCE_META, *(c for c in BOX_COLUMNS if c in table)]
     aus = [c for c in (*AU_R_COLUMNS, *AU_C_COLUMNS) if c in table]
-    rest = [c for c in table.columns if c not in SEQUENCE_META and c not in aus]
+    rest = [c for c in table.columns if c not in first and c not in aus]
     with atomic_path(path) as tmp:
-        table[[*SEQUENCE_META, *aus, *rest]].to_csv(tmp, index=False)
+        table[[*first, *aus, *rest]].to_csv(tmp, index=False)
 
 
 def read_sequence_table(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -344,13 +422,14 @@ def read_sequence_table(path: str | os.PathLike[str]) -> pd.DataFrame:
 
     Returns:
         A DataFrame: ``video`` as text, ``frame`` and ``face_id`` as integers, ``timestamp``
-        (s), ``confidence``, ``success`` and AU columns as floats, other columns as read.
+        (s), ``confidence``, ``success``, AU columns and the face box (``BOX_COLUMNS``, when
+        present; NaN where a frame has no box) as floats, other columns as read.
 
     Raises:
         AUTableError: unreadable or empty file, a missing column, a non-numeric or empty
             cell, ``frame`` not a whole number >= 1, ``face_id`` not a whole number >= 0, a
             negative ``timestamp``, ``confidence`` outside 0-1, ``success`` or a presence
-            not 0/1, an AU intensity outside 0-5.
+            not 0/1, an AU intensity outside 0-5, an invalid face box (``check_boxes``).
     """
     path = Path(path)
     raw = _read_raw(path)
@@ -377,4 +456,5 @@ def read_sequence_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     _check_range(table, AU_R_COLUMNS, INTENSITY_RANGE, path)
     for column in [c for c in (*AU_C_COLUMNS, "success") if c in table]:
         _check_binary(table[column], column, path)
+    _read_boxes(raw, table, path)
     return table

@@ -3,7 +3,9 @@
 ``FaceLandmarkImg`` processes still images: ``-fdir <folder>`` runs every image of a
 folder, ``-out_dir <folder>`` receives ``<stem>.csv`` (one row per face) and
 ``<stem>_of_details.txt`` per image, and ``-aus`` restricts the output to Action Units
-(intensities ``AU*_r`` 0-5 and presences ``AU*_c``). Image mode always uses OpenFace's
+(intensities ``AU*_r`` 0-5 and presences ``AU*_c``); ``-2Dfp`` adds the 68 2D landmarks
+(``x_0..x_67, y_0..y_67``, pixels of the image read), whose bounding box is the face box of
+the AU table. Image mode always uses OpenFace's
 static AU models. Source: OpenFace wiki, "Command line arguments" and "Action Units"
 (https://github.com/TadasBaltrusaitis/OpenFace/wiki/Command-line-arguments,
 https://github.com/TadasBaltrusaitis/OpenFace/wiki/Action-Units).
@@ -17,7 +19,9 @@ from collections.abc import Sequence
 EXECUTABLE = "FaceLandmarkImg"
 # Where the algebr/openface image keeps its binaries (the seed project ran them from here).
 DOCKER_BIN_DIR = "/home/openface-build/build/bin"
-AU_FLAGS: tuple[str, ...] = ("-aus",)
+AU_FLAGS: tuple[str, ...] = ("-aus", "-2Dfp")
+"""Output flags of every OpenFace call (both tools, both backends); recorded in a run folder's
+``settings.json`` (``openface_flags``) so that outputs made with other flags are not mixed."""
 
 
 def split_extra(extra: str | Sequence[str] | None) -> list[str]:
@@ -31,7 +35,7 @@ def face_landmark_img(executable: str, in_dir: str, out_dir: str, extra: Sequenc
     """The full ``FaceLandmarkImg`` command for one input folder.
 
     Returns:
-        ``[executable, "-fdir", in_dir, "-out_dir", out_dir, "-aus", *extra]``.
+        ``[executable, "-fdir", in_dir, "-out_dir", out_dir, "-aus", "-2Dfp", *extra]``.
     """
     return [executable, "-fdir", in_dir, "-out_dir", out_dir, *AU_FLAGS, *extra]
 

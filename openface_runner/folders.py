@@ -67,21 +67,48 @@ class RunFolders:
 
 def check_settings(run_dir: Path, settings: dict) -> None:
     """Resuming reuses a run folder's staged inputs and outputs, so only with the settings
-    (staging, OpenFace tool and arguments) that made them; the first run records them.
+    (staging, OpenFace tool, output flags and arguments) that made them; the first run records
+    them in ``settings.json``.
 
     Raises:
-        InputError: the run folder was made with other settings.
+        InputError: the run folder was made with other settings; the message names each
+            setting that differs (a folder made before the runner passed ``-2Dfp`` has no
+            face landmarks, hence no face boxes, in its outputs).
     """
     path = run_dir / "settings.json"
     if path.exists():
-        before = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            before = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(
+                f"{path}: unreadable ({exc}); choose another OUT (or --run-dir) or delete that folder"
+            ) from None
         if before != settings:
             raise InputError(
-                f"{run_dir} was made with {before}, not {settings}: its staged inputs and outputs do not "
-                "apply; choose another OUT (or --run-dir) or delete that folder"
+                f"{run_dir} was made with other settings ({_differences(before, settings)}): its staged "
+                "inputs and outputs do not apply; choose another OUT (or --run-dir) or delete that folder"
             )
     else:
         write_json(path, settings)
+
+
+def _differences(before: object, now: dict) -> str:
+    """The settings that differ, as ``name: then X, now Y``; ``-2Dfp`` missing is said in words."""
+    if not isinstance(before, dict):
+        return f"{before!r}, now {now}"
+    parts = []
+    for name in [*now, *(k for k in before if k not in now)]:
+        then, wanted = before.get(name), now.get(name)
+        if then == wanted:
+            continue
+        if name == "openface_flags" and "-2Dfp" in (wanted or []) and "-2Dfp" not in (then or []):
+            parts.append(
+                f"OpenFace output flags: then {' '.join(then or ['-aus'])} (made by an earlier runner, "
+                f"without -2Dfp: no 2D landmarks, so no face boxes), now {' '.join(wanted)}"
+            )
+        else:
+            parts.append(f"{name}: then {then!r}, now {wanted!r}")
+    return "; ".join(parts)
 
 
 def link(source: Path, target: Path) -> None:

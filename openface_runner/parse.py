@@ -4,7 +4,10 @@
 ``face, confidence, AU*_r, AU*_c``; some builds put a space before every header name) and
 ``<stem>_of_details.txt``; when it finds no face it writes only the details file.
 ``FeatureExtraction`` (sequence mode) adds ``frame, face_id, timestamp, success``.
-Format: OpenFace wiki, "Output Format"
+With ``-2Dfp`` (which the runner always passes) each row also has the 68 2D landmarks
+``x_0..x_67, y_0..y_67`` in pixels of the image OpenFace read (pixel centres at whole
+numbers); the runner keeps only their bounding box (``landmark_boxes``), as ``face_x,
+face_y, face_w, face_h`` (``analysis.au_table.BOX_COLUMNS``). Format: OpenFace wiki, "Output Format"
 (https://github.com/TadasBaltrusaitis/OpenFace/wiki/Output-Format).
 """
 
@@ -12,12 +15,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS, INTENSITY_RANGE
+from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS, BOX_COLUMNS, INTENSITY_RANGE
 from openface_runner.errors import OutputError
+from openface_runner.staging import Geometry
 
-__all__ = ["SUCCESS_CONFIDENCE", "OutputError", "check_ranges", "parse_face_csv"]
+__all__ = [
+    "LANDMARKS",
+    "SUCCESS_CONFIDENCE",
+    "OutputError",
+    "check_ranges",
+    "landmark_boxes",
+    "parse_face_csv",
+]
+
+LANDMARKS = 68  # OpenFace's 2D landmarks: x_0..x_67, y_0..y_67
+X_COLUMNS = tuple(f"x_{i}" for i in range(LANDMARKS))
+Y_COLUMNS = tuple(f"y_{i}" for i in range(LANDMARKS))
 
 CONFIDENCE_RANGE = (0.0, 1.0)
 
@@ -46,17 +62,67 @@ def check_ranges(numbers: pd.DataFrame, path: Path) -> None:
             raise OutputError(path, f"{column} = {value:g} in face row {bad[0] + 1}, not 0 or 1")
 
 
-def parse_face_csv(path: Path) -> dict[str, float | int]:
+def landmark_boxes(frame: pd.DataFrame, path: Path) -> pd.DataFrame | None:
+    """The bounding box of each row's 68 2D landmarks: ``face_x, face_y, face_w, face_h``.
+
+    ``face_x`` = min of ``x_0..x_67``, ``face_w`` = max - min (``y`` alike), in the pixels of
+    the image OpenFace read. A row whose landmarks span no area (OpenFace writes zeros where it
+    found no face) gets NaN (no box).
+
+    Returns:
+        One row per row of ``frame`` (same index), or None when ``frame`` has no landmark
+        columns (OpenFace run without ``-2Dfp``).
+
+    Raises:
+        OutputError: some landmark columns present but not all, or non-numeric landmarks.
+    """
+    present = [c for c in (*X_COLUMNS, *Y_COLUMNS) if c in frame]
+    if not present:
+        return None
+    if len(present) != 2 * LANDMARKS:
+        missing = [c for c in (*X_COLUMNS, *Y_COLUMNS) if c not in frame]
+        raise OutputError(path, f"OpenFace CSV has 2D landmarks without {', '.join(missing[:4])}...")
+    xs = frame[list(X_COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    ys = frame[list(Y_COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    if np.isnan(xs).any() or np.isnan(ys).any():
+        raise OutputError(path, "non-numeric 2D landmarks in OpenFace CSV")
+    left, top = xs.min(axis=1), ys.min(axis=1)
+    width, height = xs.max(axis=1) - left, ys.max(axis=1) - top
+    boxes = pd.DataFrame(
+        {"face_x": left, "face_y": top, "face_w": width, "face_h": height}, index=frame.index
+    )
+    boxes.loc[~((width > 0) & (height > 0)), list(BOX_COLUMNS)] = np.nan
+    return boxes
+
+
+def to_original(box: dict[str, float], geometry: Geometry) -> dict[str, float]:
+    """A box of the staged copy in pixels of the original image (``Geometry.to_original``,
+    corners clipped to the image); NaN (no box) when nothing of it lies inside."""
+    x0, y0 = geometry.to_original(box["face_x"], box["face_y"])
+    x1, y1 = geometry.to_original(box["face_x"] + box["face_w"], box["face_y"] + box["face_h"])
+    if not (x1 > x0 and y1 > y0):
+        return dict.fromkeys(BOX_COLUMNS, float("nan"))
+    return {"face_x": x0, "face_y": y0, "face_w": x1 - x0, "face_h": y1 - y0}
+
+
+def parse_face_csv(path: Path, geometry: Geometry | None = None) -> dict[str, float | int]:
     """The most confident face of one OpenFace CSV.
+
+    Args:
+        path: the CSV.
+        geometry: how the image was staged; the face box is mapped back to the original
+            image with it. None: the box stays in pixels of the image OpenFace read.
 
     Returns:
         ``confidence`` (0-1), ``face`` (OpenFace's face index), ``face_count``, ``success``
         (OpenFace's own where written, else 1 if confidence > 0.725), the 17 ``AU*_r``
-        (0-5) and, where present, the 18 ``AU*_c`` (0/1).
+        (0-5), where present the 18 ``AU*_c`` (0/1) and, where the CSV has 2D landmarks,
+        the face box ``face_x, face_y, face_w, face_h`` (NaN when the landmarks span no area).
 
     Raises:
         OutputError: empty file, no face rows, missing AU or confidence columns,
-            non-numeric values, or values outside the AU table's ranges (``check_ranges``).
+            non-numeric values (landmarks included), or values outside the AU table's
+            ranges (``check_ranges``).
     """
     try:
         frame = pd.read_csv(path, skipinitialspace=True)
@@ -84,6 +150,10 @@ def parse_face_csv(path: Path) -> dict[str, float | int]:
             raise OutputError(path, f"success = {row['success']} in face row {best + 1}, not 0 or 1")
     else:
         row["success"] = int(row["confidence"] > SUCCESS_CONFIDENCE)
+    boxes = landmark_boxes(frame.reset_index(drop=True), path)
+    if boxes is not None:
+        box = {c: float(boxes[c].iloc[best]) for c in BOX_COLUMNS}
+        row.update(to_original(box, geometry) if geometry and not np.isnan(box["face_w"]) else box)
     return row
 
 

@@ -27,14 +27,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.au_table import write_au_table
+from analysis.au_table import BOX_COLUMNS, write_au_table
 from analysis.files import write_csv
 from openface_runner.backends import DockerBackend, NativeBackend, RunFolders, exit_reason
 from openface_runner.errors import BackendError, InputError, InvariantError, OutputError, StageError
+from openface_runner.flags import AU_FLAGS
 from openface_runner.folders import check_settings, link
 from openface_runner.inputs import InputImage, discover
 from openface_runner.parse import parse_face_csv
-from openface_runner.staging import stage
+from openface_runner.staging import Geometry, geometry_path, stage
 
 FAILURE_COLUMNS = ["image", "label", "reason"]
 NO_FACE = "no face found"
@@ -114,7 +115,8 @@ def run_openface(
     Args:
         in_dir: images, one subfolder per emotion (``happy/``...) or flat.
         out_csv: the AU table to write (``image, label, face, face_count, confidence,
-            success``, 17 ``AU*_r``, 18 ``AU*_c``); failures go to ``<name>.failures.csv``
+            success``, the face box ``face_x, face_y, face_w, face_h`` in pixels of the
+            original image, 17 ``AU*_r``, 18 ``AU*_c``); failures go to ``<name>.failures.csv``
             (``image, label, reason``).
         backend: ``DockerBackend`` or ``NativeBackend``.
         workers: parallel OpenFace processes/containers (>= 1; default: CPU count).
@@ -164,7 +166,15 @@ def _run_locked(
     ]
     staged_dir, done_dir = folders.root / "staged", folders.root / "done"
     done_dir.mkdir(parents=True, exist_ok=True)
-    check_settings(folders.root, {"upscale": upscale, "border": border, "openface_args": backend.extra})
+    check_settings(
+        folders.root,
+        {
+            "upscale": upscale,
+            "border": border,
+            "openface_flags": list(AU_FLAGS),
+            "openface_args": backend.extra,
+        },
+    )
     failed: dict[str, str] = {}  # image.relative -> reason
 
     not_done = [i for i in images if not (done_dir / f"{i.key}_of_details.txt").exists()]
@@ -193,7 +203,11 @@ def _run_locked(
         csv, details = done_dir / f"{image.key}.csv", done_dir / f"{image.key}_of_details.txt"
         if csv.exists():
             try:
-                rows.append({"image": image.relative, "label": image.label, **parse_face_csv(csv)})
+                geometry = Geometry.read(done_dir / f"{image.key}.geometry.json")
+                face = parse_face_csv(csv, geometry)
+                if geometry is None:  # no staging record: a box in staged pixels would mislead
+                    face = {k: v for k, v in face.items() if k not in BOX_COLUMNS}
+                rows.append({"image": image.relative, "label": image.label, **face})
             except OutputError as exc:
                 failed[image.relative] = f"unusable OpenFace output: {exc.problem}"
         else:
@@ -296,7 +310,10 @@ def _process(
                 if stop.is_set():
                     raise Cancelled
                 if reason is None:
-                    for image in batch:  # CSV before details: details marks the image done
+                    for image in batch:  # geometry and CSV before details: details marks the image done
+                        geometry = geometry_path(staged_dir / f"{image.key}.png")
+                        if geometry.exists():
+                            shutil.copyfile(geometry, done_dir / geometry.name)
                         for suffix in (".csv", "_of_details.txt"):
                             produced = out_dir / f"{image.key}{suffix}"
                             if produced.exists():

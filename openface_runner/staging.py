@@ -10,16 +10,22 @@ Limits keep one odd file from taking the machine: an image above ``MAX_INPUT_PIX
 rejected from its header before it is decoded (Pillow reads only the header), upscaling
 never takes the long side beyond ``MAX_STAGED_SIDE`` (a 1x10000 px PNG is not blown up
 200 times to 3 GB), and the border is at most ``MAX_BORDER`` px.
+
+Beside each staged ``<key>.png`` the staging is recorded in ``<key>.geometry.json``
+(``Geometry``: the decoded image's size, the factor and the border), so that coordinates
+OpenFace reports in the staged copy (its 2D landmarks) can be mapped back to the original
+image (``Geometry.to_original``).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from openface_runner.errors import StageError
 
@@ -34,6 +40,42 @@ MAX_STAGED_SIDE = 4096  # px: upscaling stops where the long side would pass thi
 MAX_BORDER = MAX_STAGED_SIDE // 4  # px
 MAX_INPUT_PIXELS = 64_000_000  # width x height of an input image (an 8000x8000 photo)
 CORRUPT = "unreadable or corrupt image"
+
+
+class Geometry(NamedTuple):
+    """How one image was staged: its decoded size (px, EXIF orientation applied), the
+    upscaling factor and the replicated border (px) of the staged copy."""
+
+    width: int
+    height: int
+    factor: float
+    border: int
+
+    def to_original(self, x: float, y: float) -> tuple[float, float]:
+        """A point of the staged copy in pixels of the original image, clipped to it.
+
+        OpenCV's resize puts the centre of original pixel ``i`` at ``(i + 0.5) * factor - 0.5``
+        in the upscaled image (pixel centres at whole numbers); the border shifts it by
+        ``border``. Inverted: ``x_orig = (x_staged - border + 0.5) / factor - 0.5``, then clipped
+        to ``0..width`` (``0..height`` for ``y``).
+        """
+        ox = (x - self.border + 0.5) / self.factor - 0.5
+        oy = (y - self.border + 0.5) / self.factor - 0.5
+        return min(max(ox, 0.0), float(self.width)), min(max(oy, 0.0), float(self.height))
+
+    @classmethod
+    def read(cls, path: Path) -> Geometry | None:
+        """The geometry recorded in ``path``; None when missing or unreadable."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(int(data["width"]), int(data["height"]), float(data["factor"]), int(data["border"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+
+def geometry_path(staged: Path) -> Path:
+    """``<key>.png`` -> ``<key>.geometry.json`` beside it."""
+    return staged.with_name(staged.stem + ".geometry.json")
 
 
 def upscale_factor(short_side: int, upscale: float | None, long_side: int | None = None) -> float:
@@ -121,7 +163,8 @@ def stage(
             side when upscaling, else 0.
 
     Returns:
-        The staged PNG (lossless; pixel values 0-255 as read). An existing one is reused.
+        The staged PNG (lossless; pixel values 0-255 as read), with its ``Geometry`` in
+        ``<key>.geometry.json`` beside it. An existing pair is reused.
 
     Raises:
         StageError: the file cannot be read, decoded or written (the image's failure reason).
@@ -132,7 +175,7 @@ def stage(
     if border is not None and not 0 <= border <= MAX_BORDER:
         raise ValueError(f"border must be 0 to {MAX_BORDER} px, got {border}")
     target = staged_dir / f"{image.key}.png"
-    if target.exists():
+    if target.exists() and geometry_path(target).exists():
         return target
     suffix = image.path.suffix.lower()
     try:
@@ -149,6 +192,13 @@ def stage(
     if pad:
         pixels = cv2.copyMakeBorder(pixels, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     staged_dir.mkdir(parents=True, exist_ok=True)
+    geometry = Geometry(width, height, factor, pad)._asdict()
+    partial_geometry = staged_dir / f".{image.key}.partial.json"
+    try:
+        partial_geometry.write_text(json.dumps(geometry) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise StageError(f"could not write the staged copy's geometry ({exc.strerror})") from None
+    os.replace(partial_geometry, geometry_path(target))  # before the PNG: a PNG always has its geometry
     partial = staged_dir / f".{image.key}.partial.png"
     try:
         written = cv2.imwrite(str(partial), pixels)

@@ -7,10 +7,12 @@ dynamic AU models and person-specific normalisation) or ``FaceLandmarkVidMulti``
 several faces), on either backend; inputs run in parallel over ``workers``.
 
 Output: the sequence AU table (``analysis.au_table.write_sequence_table``: ``video, frame,
-face_id, timestamp`` (s), ``confidence, success`` (OpenFace's own), 17 ``AU*_r`` (0-5), 18
-``AU*_c``) and ``<table>.failures.csv`` (``video, reason``). Every input has rows in the
-table, a failure, or both (a truncated video: the frames OpenFace read are kept and the
-failure says how many of the declared frames were missing). Failures: an empty file, a file
+face_id, timestamp`` (s), ``confidence, success`` (OpenFace's own), the face box ``face_x,
+face_y, face_w, face_h`` (the 2D landmarks' bounding box in frame pixels, empty where
+``success`` is 0), 17 ``AU*_r`` (0-5), 18 ``AU*_c``) and ``<table>.failures.csv`` (``video,
+reason``). Every input has rows in the table, a failure, or both (a truncated video: the
+frames OpenFace read are kept and the failure says how many of the declared frames were
+missing). Failures: an empty file, a file
 OpenFace cannot open, an OpenFace call that failed (exit code, signal, time limit), no face
 in any frame, an output out of range.
 
@@ -33,17 +35,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS, SEQUENCE_META, write_sequence_table
+from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS, BOX_COLUMNS, SEQUENCE_META, write_sequence_table
 from analysis.files import write_csv
 from openface_runner.backends import DockerBackend, NativeBackend, RunFolders, exit_reason
 from openface_runner.errors import BackendError, InputError, InvariantError, OutputError
-from openface_runner.flags import VIDEO_SUFFIXES, sequence_command, sequence_tool
+from openface_runner.flags import AU_FLAGS, VIDEO_SUFFIXES, sequence_command, sequence_tool
 from openface_runner.folders import RUN_MARKER, check_settings, link
 from openface_runner.inputs import IMAGE_SUFFIXES, Rejected, shown_name
 from openface_runner.native import CommandBuilder
-from openface_runner.parse import check_ranges
+from openface_runner.parse import check_ranges, landmark_boxes
 from openface_runner.runner import check_output_location, failures_path
 
 FAILURE_COLUMNS = ["video", "reason"]
@@ -289,7 +292,10 @@ def progress_share(log: Path, offset: int) -> float:
 
 
 def parse_sequence_csv(path: Path) -> pd.DataFrame:
-    """One OpenFace sequence CSV as ``frame, face_id, timestamp, confidence, success`` and AU columns.
+    """One OpenFace sequence CSV as ``frame, face_id, timestamp, confidence, success``, AU columns
+    and, where OpenFace wrote 2D landmarks (``-2Dfp``), the face box ``face_x, face_y, face_w,
+    face_h``: their bounding box in pixels of the video frame, not clipped to it (a face partly
+    outside the frame has landmarks beyond its edge); NaN (no box) where ``success`` is 0.
 
     Raises:
         OutputError: unreadable, a missing column, non-numeric values, values out of the
@@ -314,7 +320,12 @@ def parse_sequence_csv(path: Path) -> pd.DataFrame:
         raise OutputError(
             path, f"success = {numbers.at[bad[0], 'success']:g} in row {bad[0] + 1}, not 0 or 1"
         )
-    return numbers.astype({"frame": int, "face_id": int, "success": int})
+    numbers = numbers.astype({"frame": int, "face_id": int, "success": int})
+    boxes = landmark_boxes(frame.reset_index(drop=True), path)
+    if boxes is not None:
+        boxes.loc[numbers["success"] == 0, list(BOX_COLUMNS)] = np.nan  # a failed fit has no box
+        numbers = pd.concat([numbers, boxes], axis=1)
+    return numbers
 
 
 def run_sequences(
@@ -367,7 +378,10 @@ def _run_locked(
     inputs, rejected = discover_sequences(in_path, exclude=own)
     done_dir = folders.root / "done"
     done_dir.mkdir(parents=True, exist_ok=True)
-    check_settings(folders.root, {"tool": sequence_tool(multi), "openface_args": backend.extra})
+    check_settings(
+        folders.root,
+        {"tool": sequence_tool(multi), "openface_flags": list(AU_FLAGS), "openface_args": backend.extra},
+    )
 
     pending = [s for s in inputs if not (done_dir / f"{s.key}.done").exists()]
     if pending:

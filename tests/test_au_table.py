@@ -8,6 +8,7 @@ import pytest
 from analysis.au_table import (
     AU_C_COLUMNS,
     AU_R_COLUMNS,
+    BOX_COLUMNS,
     AUTableError,
     read_au_table,
     six_class_rows,
@@ -102,6 +103,58 @@ def test_bad_input_names_file_column_and_row(tmp_path, seed_csv, edit, message):
     with pytest.raises(AUTableError, match=message) as info:
         read_au_table(path, label_coding="seed")
     assert str(path) in str(info.value)
+
+
+def _boxed(seed_csv) -> pd.DataFrame:
+    """The real seed table (as text) with a face box in every row, the last row without one."""
+    raw = pd.read_csv(seed_csv, dtype=str, skipinitialspace=True).iloc[::80].head(50).reset_index(drop=True)
+    raw.columns = [c.strip() for c in raw.columns]
+    boxes = {"face_x": "3.25", "face_y": "0", "face_w": "40.5", "face_h": "44"}
+    raw = raw.assign(**boxes)
+    raw.loc[49, list(BOX_COLUMNS)] = ""  # no box (a face without landmarks)
+    return raw
+
+
+def test_tables_without_face_boxes_still_read(seed_csv):
+    table = read_au_table(seed_csv, label_coding="seed")  # the bundled data has no boxes
+    assert not set(BOX_COLUMNS) & set(table.columns)
+    assert not set(BOX_COLUMNS) & set(read_au_table(OPENFACE_SAMPLE).columns)
+
+
+def test_face_boxes_are_read_and_written_after_the_meta_columns(tmp_path, seed_csv):
+    path = tmp_path / "boxed.csv"
+    _boxed(seed_csv).to_csv(path, index=False)
+    table = read_au_table(path, label_coding="seed")
+    assert table["face_w"].iloc[0] == 40.5 and table["face_x"].dtype == float
+    assert table.loc[49, list(BOX_COLUMNS)].isna().all()  # empty cells: no box
+    out = tmp_path / "out.csv"
+    write_au_table(table, out)
+    assert list(pd.read_csv(out, nrows=0).columns[:6]) == ["label", *BOX_COLUMNS, "AU01_r"]
+    pd.testing.assert_frame_equal(read_au_table(out)[list(BOX_COLUMNS)], table[list(BOX_COLUMNS)])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_set("face_w", 3, "0"), r"column face_w, data row 4 .*0 is not > 0"),
+        (_set("face_h", 7, "-2.5"), r"column face_h, data row 8 .*-2.5 is not > 0"),
+        (_set("face_x", 2, "left"), r"column face_x, data row 3 .*'left' is not a number"),
+        (_set("face_y", 5, "inf"), r"column face_y, data row 6 .*inf is not finite"),
+        (_set("face_y", 5, ""), r"data row 6 .*face box without face_y; a row has all four"),
+        (
+            lambda r: r.drop(columns="face_h"),
+            r"face box needs all of face_x, face_y, face_w, face_h; face_h missing",
+        ),
+    ],
+)
+def test_invalid_face_boxes_are_rejected(tmp_path, seed_csv, edit, message):
+    path = tmp_path / "bad_box.csv"
+    edit(_boxed(seed_csv)).to_csv(path, index=False)
+    with pytest.raises(AUTableError, match=message) as info:
+        read_au_table(path, label_coding="seed")
+    assert str(path) in str(info.value)
+    with pytest.raises(AUTableError, match="face_"):  # the writer refuses them too
+        write_au_table(edit(_boxed(seed_csv)).apply(pd.to_numeric, errors="coerce"), tmp_path / "w.csv")
 
 
 def test_presence_must_be_binary(tmp_path):

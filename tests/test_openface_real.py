@@ -51,3 +51,8 @@ def test_native_openface_reproduces_the_recorded_aus(tmp_path):
         assert abs(got["confidence"] - expected["confidence"]) < 0.05, image
         worst = max(abs(got[c] - expected[c]) for c in AU_R_COLUMNS)
         assert worst < 0.1, f"{image}: AU_r differs by {worst:.3f} from the recording"
+        # the face box: the landmarks' extent in the 48x48 original (4x + 48 px border staged)
+        xs = expected[[f"x_{i}" for i in range(68)]].to_numpy(float)
+        assert abs(got["face_x"] - min(max((xs.min() - 47.5) / 4 - 0.5, 0), 48)) < 0.5, image
+        assert 0 <= got["face_x"] and got["face_x"] + got["face_w"] <= 48, image
+        assert 0 <= got["face_y"] and got["face_y"] + got["face_h"] <= 48, image

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -12,15 +13,17 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS, read_au_table
+from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS, BOX_COLUMNS, read_au_table
 from openface_runner.backends import BackendError, DockerBackend, NativeBackend, RunFolders
 from openface_runner.flags import face_landmark_img, split_extra
 from openface_runner.inputs import InputError, discover, stage, upscale_factor
-from openface_runner.parse import OutputError, parse_face_csv
+from openface_runner.parse import OutputError, parse_face_csv, to_original
 from openface_runner.runner import NO_FACE, failures_path, run_openface
+from openface_runner.staging import Geometry, geometry_path
 from tests.conftest import FIXTURES
 
 OPENFACE = FIXTURES / "openface"
@@ -138,6 +141,7 @@ def test_openface_command_lines(tmp_path):
         "-out_dir",
         "out",
         "-aus",
+        "-2Dfp",
         "-mloc",
         "model/main_clnf_general.txt",
     ]
@@ -156,6 +160,7 @@ def test_openface_command_lines(tmp_path):
         "-out_dir",
         "/workbench/out/w1-b2",
         "-aus",
+        "-2Dfp",
         "-mloc",
         "model/main_clnf_general.txt",
     ]
@@ -199,13 +204,14 @@ def test_run_builds_the_au_table_from_real_outputs(stand_in, replay_input, tmp_p
     assert (summary.inputs, summary.rows, summary.failures) == (30, 24, 6)
     assert summary.reasons == {NO_FACE: 6} and summary.detection_rate == pytest.approx(0.8)
     table = read_au_table(table_path)  # fit-logit's reader accepts it unchanged
-    assert list(table.columns[:7]) == [
+    assert list(table.columns[:11]) == [
         "image",
         "label",
         "face",
         "face_count",
         "confidence",
         "success",
+        *BOX_COLUMNS,
         "AU01_r",
     ]
     assert table.groupby("label").size().to_dict() == dict.fromkeys(
@@ -217,7 +223,68 @@ def test_run_builds_the_au_table_from_real_outputs(stand_in, replay_input, tmp_p
     failures = pd.read_csv(failures_path(table_path))
     assert "angry/PrivateTest_61911448.jpg" in set(failures["image"])  # recorded without a face
     logs = "".join(p.read_text() for p in (summary.run_dir / "logs").glob("worker-*.log"))
-    assert "-aus" in logs and "exit code 0" in logs
+    assert "-aus -2Dfp" in logs and "exit code 0" in logs
+
+
+def test_face_box_maps_back_to_the_original_image(stand_in, replay_input, tmp_path):
+    """The box of a real recording (OpenFace on the 4x + 48 px staged copy) in the 48x48 image."""
+    table_path = tmp_path / "aus.csv"
+    run_openface(replay_input, table_path, NativeBackend(stand_in), workers=1, progress=False)
+    table = read_au_table(table_path).set_index("image")
+    boxes = table[list(BOX_COLUMNS)]
+    assert boxes.notna().all().all()  # every face found has a box
+    assert (boxes["face_x"] >= 0).all() and (boxes["face_y"] >= 0).all()
+    assert (boxes["face_x"] + boxes["face_w"] <= 48).all() and (boxes["face_y"] + boxes["face_h"] <= 48).all()
+    centre = (boxes["face_x"] < 24) & (boxes["face_x"] + boxes["face_w"] > 24)
+    centre &= (boxes["face_y"] < 24) & (boxes["face_y"] + boxes["face_h"] > 24)
+    assert centre.all()  # FER2013 faces are centred
+    assert (boxes["face_w"] > 20).all() and (boxes["face_h"] > 20).all()  # a face, not a speck
+
+    # exactly: the recorded landmarks' min/max, mapped through the staging (factor 4, border 48)
+    recorded = pd.read_csv(REPLAY / "output" / "angry" / "PrivateTest_14565821.csv").iloc[0]
+    xs = recorded[[f"x_{i}" for i in range(68)]].to_numpy(float)
+    ys = recorded[[f"y_{i}" for i in range(68)]].to_numpy(float)
+
+    def back(v):
+        return min(max((v - 48 + 0.5) / 4 - 0.5, 0.0), 48.0)
+
+    one = boxes.loc["angry/PrivateTest_14565821.jpg"]
+    assert one["face_x"] == pytest.approx(back(xs.min()))
+    assert one["face_y"] == pytest.approx(back(ys.min()))
+    assert one["face_w"] == pytest.approx(back(xs.max()) - back(xs.min()))
+    assert one["face_h"] == pytest.approx(back(ys.max()) - back(ys.min()))
+    assert not any(c.startswith(("x_", "y_")) for c in table.columns)  # only the box is kept
+
+
+def test_face_box_without_staging_and_clipped():
+    geometry = Geometry(width=48, height=40, factor=4.0, border=48)
+    assert geometry.to_original(51.5, 47.5) == (0.5, 0.0)  # (51.5 - 48 + 0.5) / 4 - 0.5
+    assert geometry.to_original(0, 1000) == (0.0, 40.0)  # in the border: clipped to the image
+    assert Geometry(100, 80, 1.0, 0).to_original(12.5, 7.25) == (12.5, 7.25)
+    # a box wholly in the border has nothing in the image: no box
+    box = to_original({"face_x": 0.0, "face_y": 0.0, "face_w": 10.0, "face_h": 10.0}, geometry)
+    assert all(np.isnan(v) for v in box.values())
+
+
+def test_staging_records_its_geometry(replay_input, tmp_path):
+    images, _ = discover(replay_input)
+    staged = stage(images[0], tmp_path / "staged", upscale=4, border=48)
+    assert Geometry.read(geometry_path(staged)) == Geometry(48, 48, 4.0, 48)
+    assert Geometry.read(tmp_path / "missing.json") is None
+
+
+def test_old_outputs_without_landmarks_give_no_box(tmp_path):
+    """A CSV without 2D landmarks (OpenFace without -2Dfp): a row without box columns."""
+    row = parse_face_csv(SAMPLES / "fer2013_good_PrivateTest_10077120.csv")
+    assert not set(BOX_COLUMNS) & set(row)
+    partial = tmp_path / "partial.csv"
+    recorded = pd.read_csv(REPLAY / "output" / "angry" / "PrivateTest_14565821.csv")
+    recorded.drop(columns=["y_67"]).to_csv(partial, index=False)
+    with pytest.raises(OutputError, match="2D landmarks without y_67"):
+        parse_face_csv(partial)
+    recorded.assign(x_3="oops").to_csv(partial, index=False)
+    with pytest.raises(OutputError, match="non-numeric 2D landmarks"):
+        parse_face_csv(partial)
 
 
 def test_bad_files_become_recorded_failures(stand_in, replay_input, tmp_path):
@@ -287,8 +354,23 @@ def test_killed_run_resumes_to_the_same_table(stand_in, replay_input, tmp_path):
 
 def test_resume_refuses_other_settings(stand_in, replay_input, tmp_path):
     run_openface(replay_input, tmp_path / "aus.csv", NativeBackend(stand_in), workers=1, progress=False)
-    with pytest.raises(InputError, match="was made with .*upscale"):
+    with pytest.raises(InputError, match="was made with other settings .upscale: then None, now 2"):
         run_openface(replay_input, tmp_path / "aus.csv", NativeBackend(stand_in), upscale=2, progress=False)
+
+
+def test_resume_refuses_a_run_folder_made_without_landmarks(stand_in, replay_input, tmp_path):
+    """A run folder of the runner before -2Dfp: its outputs have no landmarks, so it is refused."""
+    run_openface(replay_input, tmp_path / "aus.csv", NativeBackend(stand_in), workers=1, progress=False)
+    settings = tmp_path / "aus.csv.run" / "settings.json"
+    old = json.loads(settings.read_text())
+    del old["openface_flags"]  # what the earlier runner recorded
+    settings.write_text(json.dumps(old))
+    with pytest.raises(InputError) as refused:
+        run_openface(replay_input, tmp_path / "aus.csv", NativeBackend(stand_in), progress=False)
+    message = str(refused.value)
+    assert "OpenFace output flags: then -aus (made by an earlier runner, without -2Dfp" in message
+    assert "no face boxes), now -aus -2Dfp" in message and "delete that folder" in message
+    assert "upscale" not in message  # only what differs
 
 
 def test_cli_errors_are_clear(tmp_path):

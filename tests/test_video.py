@@ -21,6 +21,7 @@ import pytest
 from analysis.au_table import (
     AU_C_COLUMNS,
     AU_R_COLUMNS,
+    BOX_COLUMNS,
     SEQUENCE_META,
     AUTableError,
     read_sequence_table,
@@ -84,7 +85,8 @@ def videos(tmp_path) -> Path:
 
 def test_commands_of_both_backends(tmp_path):
     assert sequence_command("FE", "/in/vid_1.avi", "/out/vid_1.avi", ["-mloc", "m.txt"]) == [
-        "FE", "-f", "/in/vid_1.avi/vid_1.avi", "-out_dir", "/out/vid_1.avi", "-aus", "-mloc", "m.txt",
+        "FE", "-f", "/in/vid_1.avi/vid_1.avi", "-out_dir", "/out/vid_1.avi",
+        "-aus", "-2Dfp", "-mloc", "m.txt",
     ]  # fmt: skip
     assert sequence_command("FE", "/in/seq_1", "/out/seq_1") == [
         "FE",
@@ -93,6 +95,7 @@ def test_commands_of_both_backends(tmp_path):
         "-out_dir",
         "/out/seq_1",
         "-aus",
+        "-2Dfp",
     ]
     docker = sequence_backend(DockerBackend(extra=["-mloc", "m.txt"]), multi=True)
     assert docker.command("vid_1.mp4")[:3] == [
@@ -157,6 +160,69 @@ def test_multi_face_video_keeps_every_tracked_face(stand_in, tmp_path):
     assert len(table) == len(expected) == 60
     assert sorted(table["face_id"].unique()) == [0, 1, 2]
     assert table["AU12_r"].to_numpy() == pytest.approx(expected["AU12_r"].to_numpy())
+
+
+def landmark_extent(rows: pd.DataFrame) -> pd.DataFrame:
+    """min x, min y, width, height of the recorded 2D landmarks of each row."""
+    xs = rows[[f"x_{i}" for i in range(68)]]
+    ys = rows[[f"y_{i}" for i in range(68)]]
+    return pd.DataFrame(
+        {
+            "face_x": xs.min(axis=1),
+            "face_y": ys.min(axis=1),
+            "face_w": xs.max(axis=1) - xs.min(axis=1),
+            "face_h": ys.max(axis=1) - ys.min(axis=1),
+        }
+    )
+
+
+def test_sequence_table_holds_each_frames_face_box(stand_in, videos, tmp_path):
+    """The box of every frame is its recorded landmarks' min/max, exactly, in frame pixels."""
+    out = tmp_path / "seq.csv"
+    run_sequences(videos, out, NativeBackend(stand_in), workers=2, progress=False)
+    table = read_sequence_table(out)
+    assert list(table.columns[len(SEQUENCE_META) : len(SEQUENCE_META) + 4]) == list(BOX_COLUMNS)
+    assert not any(c.startswith(("x_", "y_")) for c in table.columns)  # only the box is kept
+    got = table[table["video"] == "default_30.avi"].reset_index(drop=True)
+    expected = landmark_extent(recorded("FeatureExtraction", "default_30"))
+    pd.testing.assert_frame_equal(got[list(BOX_COLUMNS)], expected, check_dtype=False)
+    frame_10 = got.loc[got["frame"] == 10, list(BOX_COLUMNS)].iloc[0]
+    assert 0 <= frame_10["face_x"] < frame_10["face_x"] + frame_10["face_w"] <= 640  # within 640x480
+    assert 0 <= frame_10["face_y"] < frame_10["face_y"] + frame_10["face_h"] <= 480
+    assert 100 < frame_10["face_w"] < 400 and 100 < frame_10["face_h"] < 400  # one face, close up
+
+
+def test_failed_frames_have_no_box(stand_in, tmp_path):
+    out = tmp_path / "multi.csv"
+    run_sequences(VIDEO / "multi_face_20.avi", out, NativeBackend(stand_in), multi=True, progress=False)
+    table = read_sequence_table(out)
+    expected = recorded("FaceLandmarkVidMulti", "multi_face_20")
+    failed = table["success"] == 0
+    assert failed.any() and table.loc[failed, list(BOX_COLUMNS)].isna().all().all()
+    boxes = table.loc[~failed, list(BOX_COLUMNS)].reset_index(drop=True)
+    extent = landmark_extent(expected[expected["success"] == 1]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(boxes, extent, check_dtype=False)
+    # no face at all: OpenFace writes zero landmarks, which span no box
+    zeros = parse_sequence_csv(RECORDED / "FeatureExtraction" / "no_face_10.csv")
+    assert len(zeros) == 10 and zeros[list(BOX_COLUMNS)].isna().all().all()
+
+
+def test_sequence_tables_without_boxes_still_read(tmp_path):
+    rows = recorded("FeatureExtraction", "default_30").assign(video="a.avi")
+    old = rows[[*SEQUENCE_META, *AU_R_COLUMNS]]  # a table written before boxes were recorded
+    path = tmp_path / "old.csv"
+    write_sequence_table(old, path)
+    assert not set(BOX_COLUMNS) & set(read_sequence_table(path).columns)
+    boxed = pd.concat([old, landmark_extent(rows)], axis=1)
+    boxed.loc[4, "face_h"] = -1.0
+    with pytest.raises(AUTableError, match=r"column face_h, data row 5 .*-1 is not > 0"):
+        write_sequence_table(boxed, path)
+    boxed.loc[4, "face_h"] = 3.0
+    write_sequence_table(boxed, path)
+    text = path.read_text().replace(",3.0,", ",x3,", 1)
+    path.write_text(text)
+    with pytest.raises(AUTableError, match=r"column face_h, data row 5 .*'x3' is not a number"):
+        read_sequence_table(path)
 
 
 def test_rerun_resumes_and_replaced_video_is_redone(stand_in, videos, tmp_path):

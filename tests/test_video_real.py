@@ -47,6 +47,10 @@ def assert_matches(table: pd.DataFrame, video: str, tool: str, stem: str) -> Non
     assert (got["success"] == expected["success"]).mean() > 0.95, video
     worst = (got[list(AU_R_COLUMNS)] - expected[list(AU_R_COLUMNS)]).abs().to_numpy().max()
     assert worst < 0.1, f"{video}: AU_r differs by {worst:.3f} from the recording"
+    fitted = (got["success"] == 1) & (expected["success"] == 1)
+    xs = expected.loc[fitted, [f"x_{i}" for i in range(68)]]
+    assert ((got.loc[fitted, "face_x"] - xs.min(axis=1)).abs() < 2).all(), video  # frame pixels
+    assert ((got.loc[fitted, "face_w"] - (xs.max(axis=1) - xs.min(axis=1))).abs() < 2).all(), video
 
 
 @pytest.fixture
