@@ -12,9 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from analysis.au_table import au_label
 from analysis.figures import diverging_heatmap, to_data_uri
+from analysis.glassbox_selection import candidates
 from analysis.render import read_json, render_page
 from analysis.results import verify_results
 
@@ -39,7 +41,7 @@ def render_glassbox_report(results_dir: str | Path, html_path: str | Path) -> Pa
         if name not in metrics:
             continue
         m = metrics[name]
-        selection = pd.read_csv(results / f"{name}_selection.csv")
+        selection = _described(pd.read_csv(results / f"{name}_selection.csv"))
         stability = _renamed(pd.read_csv(results / f"{name}_stability.csv"), same_sign="sign_share")
         facs = _renamed(pd.read_csv(results / f"{name}_facs.csv"), coef="effect")
         importance = pd.read_csv(results / f"{name}_importance.csv")
@@ -74,6 +76,14 @@ def render_glassbox_report(results_dir: str | Path, html_path: str | Path) -> Pa
     return render_page("analysis/glassbox.html.j2", html_path, sections=sections)
 
 
+def _described(selection: pd.DataFrame) -> pd.DataFrame:
+    """``selection`` with each candidate described as the code now words it (results written
+    before a wording fix read right); a key the code no longer has keeps its saved description."""
+    current = {spec.key: spec.description for spec in candidates(with_presences=True)}
+    saved = zip(selection["key"], selection["description"], strict=True)
+    return selection.assign(description=[current.get(key, text) for key, text in saved])
+
+
 def _renamed(table: pd.DataFrame, **old_to_new: str) -> pd.DataFrame:
     """``table`` with old column names mapped to new ones where only the old one is present."""
     return table.rename(columns={o: n for o, n in old_to_new.items() if o in table and n not in table})
@@ -96,10 +106,21 @@ def _tradeoff(selection: pd.DataFrame, selected: str) -> str:
         )
         ax.legend(fontsize=8, loc="lower right")
     ax.set_xscale("log")
+    # Plain numbers (20, 50, 100), not 2×10¹; minor ticks labelled at 2, 3 and 5 times a power of ten.
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(_minor_label))
     ax.set_xlabel("terms a reader has to look at (log scale)")
     ax.set_ylabel("CV macro-F1")
     ax.grid(alpha=0.3)
     return to_data_uri(fig)
+
+
+def _minor_label(value: float, _position=None) -> str:
+    """A log axis's minor tick as a plain number where its leading digit is 2, 3 or 5, else blank."""
+    if value <= 0:
+        return ""
+    leading = round(value / 10 ** np.floor(np.log10(value)))
+    return f"{value:g}" if leading in (2, 3, 5) else ""
 
 
 def _importance(importance: pd.DataFrame, top: int = 20) -> str:
@@ -127,8 +148,8 @@ def _shapes(shapes: pd.DataFrame) -> str:
             ax.plot(curve["intensity"], curve["log_odds"], label=emotion)
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_title(au_label(au), fontsize=9)
-        ax.tick_params(labelsize=8)
-    axes[0].legend(fontsize=8)
+        ax.tick_params(labelsize=9)  # at least 10 px where a page shows the figure scaled down
+    axes[0].legend(fontsize=9)
     fig.supxlabel("AU intensity (0-5)", fontsize=10)
     fig.supylabel("log-odds vs neutral", fontsize=10)
     return to_data_uri(fig)

@@ -32,7 +32,7 @@ def candidates(with_presences: bool, fast: bool = False) -> list[ModelSpec]:
     specs = [
         ModelSpec("logit", "logit", "plain multinomial logit on AU intensities", C=1e4),
         ModelSpec("logit_balanced", "logit", "the same with balanced class weights", C=1e4, balance=1.0),
-        ModelSpec("logit_l1", "logit", "L1-penalised logit (a short list of AUs), half-balanced weights",
+        ModelSpec("logit_l1", "logit", "L1-penalised logit, half-balanced weights (terms: the non-zero ones)",
                   presences=with_presences, penalty="l1", C=0.02, balance=0.5),
         ModelSpec("logit_pairs", "logit", "logit with every AU-pair product (interactions), L2",
                   presences=with_presences, pairs=True, C=0.1),

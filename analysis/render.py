@@ -1,7 +1,7 @@
 """The one rendering module: every HTML page of the workbench is built here.
 
 One Jinja2 environment serves the templates of all stages (``analysis/…``, ``cnn/…``,
-``compare/…``) with **autoescape on** for every page, so a string from a user's folder (an
+``compare/…``, ``explain/…``) with **autoescape on** for every page, so a string from a user's folder (an
 image name, a label, an input path, a model path) is shown as text and never runs in a
 reader's browser. Nothing is marked safe: the figures are PNG data URIs, whose base64
 characters escaping leaves unchanged. The shared filters (numbers, p-values, intervals,
@@ -37,6 +37,9 @@ PAGES: tuple[tuple[str, str, str, str], ...] = (
      "mini-XCEPTION on FER2013 pixels: training, scores, Grad-CAM", "make evaluate-cnn"),
     ("compare.html", "The comparison",
      "both on the same faces: paired scores, McNemar, surrogate, gallery", "make compare"),
+    ("explain.html", "Explained faces and videos",
+     "unlabelled images and videos: both models' readings, exact AU contributions, counterfactuals, "
+     "emotions over time", "make explain IN=<images or video>"),
 )  # fmt: skip
 INDEX = "index.html"
 
@@ -55,6 +58,7 @@ def environment() -> Environment:
                 "analysis": PackageLoader("analysis", "templates"),
                 "cnn": PackageLoader("cnn_baseline", "templates"),
                 "compare": PackageLoader("compare", "templates"),
+                "explain": PackageLoader("explain", "templates"),
             }
         ),
         autoescape=_autoescape,
@@ -142,8 +146,11 @@ def _missing(value: Any) -> bool:
 
 
 def number(value: Any, digits: int = 3) -> str:
-    """A number for a table: fixed ``digits``; scientific where that would show a nonzero as 0.
+    """A number for a table: fixed ``digits`` decimals.
 
+    A nonzero that would read 0 gets the fewest decimals that show it as nonzero, up to
+    ``max(digits + 1, 4)`` (0.0032 with 2 digits reads "0.003", not "0.00" or "3.2e-03");
+    only a smaller one is written in scientific notation (2e-5 with 3 digits: "2.0e-05").
     Missing values (None, NaN) read "–", booleans "yes"/"no", text passes through.
     """
     if _missing(value):
@@ -154,7 +161,10 @@ def number(value: Any, digits: int = 3) -> str:
         return value
     value = float(value)
     if value != 0 and abs(value) < 0.5 * 10 ** (-digits):
-        return f"{value:.1e}"
+        needed = math.ceil(-math.log10(2 * abs(value)))  # the fewest decimals that show it nonzero
+        if needed > max(digits + 1, 4):
+            return f"{value:.1e}"
+        return f"{value:.{needed}f}"
     return f"{value:.{digits}f}"
 
 

@@ -101,8 +101,15 @@ def _example_cards(examples: pd.DataFrame, explanations: pd.DataFrame, reference
     for _, example in examples.iterrows():
         parts = explanations[explanations["row"] == example["row"]]
         shown = example["predicted"] if example["predicted"] != reference else example["true"]
+        note = ""
         if shown == reference:  # predicted and true are both the reference: show the runner-up
             shown = parts.groupby("emotion")["contribution"].sum().idxmax()
+        if example["predicted"] == reference:
+            why = "the true emotion" if shown == example["true"] else "the runner-up, most likely after it"
+            note = (
+                f"Predicted {reference}, the reference: its log-odds vs itself is 0, so the card shows"
+                f" {shown} ({why}) vs {reference}; with {reference} predicted, every emotion's is below 0."
+            )
         terms = parts[parts["emotion"] == shown].set_index("term")["contribution"]
         top = terms.reindex(terms.abs().sort_values(ascending=False).index)
         bars = top.iloc[:TOP_TERMS]
@@ -115,6 +122,7 @@ def _example_cards(examples: pd.DataFrame, explanations: pd.DataFrame, reference
             {
                 **example.to_dict(),
                 "shown": shown,
+                "note": note,
                 "log_odds": float(terms.sum()),
                 "bars": [
                     {

@@ -62,7 +62,8 @@ def _curves(history: pd.DataFrame) -> str:
         ax.plot(epochs, history[f"val_{key}"], marker=".", label="PublicTest")
         ax.set_xlabel("epoch")
         ax.set_title(title)
-    acc.legend()
+    # Below both panels, outside them: inside, the legend hid the PublicTest curve.
+    fig.legend(*acc.get_legend_handles_labels(), loc="outside lower center", ncols=2)
     return to_data_uri(fig)
 
 

