@@ -23,7 +23,7 @@ MODE          ?=
 MULTI         ?=
 OPENFACE_OUT  = $(if $(filter command line environment,$(origin OUT)),$(OUT),data/openface/au_table.csv)
 
-.PHONY: help install fit-glassbox report-glassbox compare train-cnn evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit test lint clean
+.PHONY: help install fit-glassbox report-glassbox compare train-cnn evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit explain report-explain benchmark-explain test lint clean
 
 help:
 	@echo "Stages (each installs what it needs into $(VENV)/ on first use):"
@@ -42,14 +42,21 @@ help:
 	@echo "  make evaluate-cnn  score the committed CNN once on PrivateTest; writes reports/cnn/ and reports/cnn.html"
 	@echo "  make compare       AU models vs the CNNs on the same faces; writes reports/compare.html and reports/index.html"
 	@echo "                     (renders the logit and CNN pages first when they are missing)"
+	@echo "  make explain IN=<image | image folder | video | folder of videos> [AUS=<AU table>] [MODEL=<model .json>]"
+	@echo "                [BACKEND=docker|native] [OPENFACE_BIN=...] [OPENFACE_ARGS=\"...\"] [MULTI=1] [WORKERS=<n>] [NO_CNN=1]"
+	@echo "                explain faces without labels: OpenFace -> AU table -> the saved AU model and the CNN;"
+	@echo "                per face or frame, exact AU contributions and a counterfactual; videos over time;"
+	@echo "                writes reports/explain/ and reports/explain.html (AUS= alone: a table extracted elsewhere)"
 	@echo "Pages from existing results (no refitting):"
 	@echo "  make report-logit     re-render reports/logit.html from reports/logit/"
 	@echo "  make report-glassbox  re-render reports/glassbox.html from reports/glassbox/"
+	@echo "  make report-explain   re-render reports/explain.html from reports/explain/"
 	@echo "Benchmarks (print their figures):"
 	@echo "  make benchmark-openface IN=<image folder | video | folder of videos>  images/s or frames/s of the runner"
 	@echo "                and of bare OpenFace calls on the same inputs [MODE=...] [MULTI=1] [WORKERS=<n>]"
 	@echo "  make benchmark-logit  time and peak memory of the logit, 4,473 rows and 100x resampled"
 	@echo "  make benchmark-cnn    training and inference images/s of mini-XCEPTION (needs the full FER2013)"
+	@echo "  make benchmark-explain  seconds and peak memory of explain on a 108,000-frame (1 h at 30 fps) AU table"
 	@echo "Development:"
 	@echo "  make install  create $(VENV)/ and install the project (no TensorFlow)"
 	@echo "  make test     run the test suite (installs TensorFlow CPU, about 2.3 GB, on first use; several minutes)"
@@ -125,6 +132,27 @@ compare: $(VENV)/.installed-cnn
 		--data "$(if $(wildcard $(FER2013)),$(FER2013),$(PRIVATETEST))"
 	$(PY) -m compare run --out $(OUT)
 
+# explain options: IN (images or videos; OpenFace runs on them) and/or AUS (an AU table made elsewhere;
+# with IN beside it: where its faces are, for crops); MODEL: a saved AU model (default: the glass-box of
+# `make fit-glassbox` if saved, else the logit of `make fit-logit`); NO_CNN=1: no TensorFlow install.
+AUS    ?=
+MODEL  ?=
+NO_CNN ?=
+
+explain: $(VENV)/.installed $(if $(NO_CNN),,$(VENV)/.installed-cnn)
+	@test -n "$(IN)$(AUS)" || { echo "make explain needs IN=<images or video> or AUS=<AU table>"; exit 2; }
+	$(PY) -m explain run --out $(OUT) $(if $(IN),--in "$(IN)") $(if $(AUS),--aus "$(AUS)") \
+		$(if $(MODEL),--model "$(MODEL)") $(if $(NO_CNN),--no-cnn) --backend $(BACKEND) \
+		$(if $(OPENFACE_BIN),--openface-bin "$(OPENFACE_BIN)") $(if $(WORKERS),--workers $(WORKERS)) \
+		$(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)") $(if $(MULTI),--multi)
+
+report-explain: $(VENV)/.installed
+	$(PY) -m explain report --out $(OUT)
+
+benchmark-explain: $(VENV)/.installed
+	test -f $(OUT)/logit/model.json || test -f $(OUT)/glassbox/fer2013_model.json || $(MAKE) fit-logit
+	$(PY) -m explain benchmark
+
 test: $(VENV)/.installed-cnn
 	$(PY) -m pytest
 
@@ -133,4 +161,4 @@ lint: $(VENV)/.installed
 
 clean:
 	rm -rf reports/logit reports/logit.html reports/glassbox reports/glassbox.html reports/cnn reports/cnn.html \
-		reports/compare reports/compare.html reports/index.html
+		reports/compare reports/compare.html reports/explain reports/explain.html reports/index.html

@@ -1,0 +1,145 @@
+"""Command line of the explain stage: ``python -m explain <command> --help``.
+
+``run``: ``--in`` images or videos (OpenFace runs through the runner) or ``--aus`` an AU table
+extracted elsewhere (``--in`` beside it: where its images or video are, for face crops);
+``report``: rebuild ``explain.html`` from ``reports/explain/``; ``benchmark``: time and peak
+memory on a long sequence table. Arguments are checked by the parser before any work; the
+project's errors are one line, ``error: ...``, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from analysis import arguments
+from analysis.arguments import PROJECT_ERRORS, OneLineParser, print_error
+from explain.errors import ExplainError
+
+
+def _window(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 60:
+        raise argparse.ArgumentTypeError(
+            f"{value:g} s: the smoothing window must be above 0 and at most 60 s"
+        )
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every ``python -m explain`` command."""
+    parser = OneLineParser(prog="python -m explain", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="explain images, videos or an AU table; write reports/explain.html")
+    run.add_argument("--in", dest="source", type=Path, default=None,
+                     help="image, image folder, video or folder of videos (OpenFace runs on it); "
+                          "with --aus: where the table's images or video are, for face crops")  # fmt: skip
+    run.add_argument("--aus", type=arguments.input_file, default=None, help="an AU table extracted elsewhere")
+    run.add_argument("--model", type=arguments.input_file, default=None,
+                     help="saved AU model .json (default: reports/glassbox/fer2013_model.json, "
+                          "else reports/logit/model.json)")  # fmt: skip
+    run.add_argument(
+        "--out", type=arguments.output_folder, default="reports", help="reports folder (default: reports)"
+    )
+    run.add_argument("--no-cnn", action="store_true", help="AU model only (no TensorFlow needed)")
+    run.add_argument("--cnn-model", type=arguments.input_file, default=None, help="mini-XCEPTION .keras")
+    run.add_argument("--window", type=_window, default=0.5, help="smoothing window, s (default: 0.5)")
+    run.add_argument(
+        "--max-gallery", type=arguments.positive, default=24, help="peak frames shown (default: 24)"
+    )
+    run.add_argument("--backend", default="docker", choices=("docker", "native"), help="OpenFace backend")
+    run.add_argument("--openface-bin", default=None, help="FaceLandmarkImg (native; or $OPENFACE_BIN)")
+    run.add_argument("--openface-args", default="", help="extra OpenFace arguments")
+    run.add_argument(
+        "--multi", action="store_true", help="videos: follow several faces (FaceLandmarkVidMulti)"
+    )
+    run.add_argument("--workers", type=arguments.positive, default=None, help="parallel OpenFace processes")
+    run.add_argument("--cache", type=Path, default=None, help="run folders (default: data/openface/explain)")
+    report = commands.add_parser("report", help="rebuild explain.html and index.html from reports/explain/")
+    report.add_argument("--out", type=arguments.output_folder, default="reports", help="reports folder")
+    bench = commands.add_parser("benchmark", help="seconds and peak memory on a long sequence table")
+    bench.add_argument("--rows", type=arguments.positive, default=108_000, help="frames (default: 108,000)")
+    bench.add_argument("--model", type=arguments.input_file, default=None, help="saved AU model .json")
+    bench.add_argument("--out", type=arguments.output_folder, default=None,
+                       help="reports folder (default: a temporary one)")  # fmt: skip
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv``, run the command; return the exit status (2: bad input, one line)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args, parser)
+        if args.command == "report":
+            return _report(Path(args.out))
+        from explain.benchmark import benchmark
+
+        return benchmark(args.rows, args.model, args.out)
+    except (*PROJECT_ERRORS, ExplainError) as error:
+        return print_error(error)
+
+
+def _run(args, parser: argparse.ArgumentParser) -> int:
+    from explain.models import default_model_path
+    from explain.openface import CACHE, OpenFaceSettings, extract
+    from explain.run import ExplainSettings, run_explain
+
+    if args.source is None and args.aus is None:
+        parser.error("give --in <images or video> or --aus <AU table>")
+    out = Path(args.out)
+    start = time.perf_counter()
+    model = args.model or default_model_path(out)
+    if args.aus is not None:
+        table, media, source = Path(args.aus), args.source, str(args.aus)
+        if media is not None and not media.exists():
+            raise ExplainError(
+                f"{media}: no such file or folder (--in beside --aus: where the table's faces are)"
+            )
+    else:
+        settings = OpenFaceSettings(
+            args.backend, args.openface_bin, args.openface_args, args.multi, args.workers
+        )
+        table, media = extract(args.source, settings, args.cache or CACHE)
+        source = str(args.source)
+    metrics = run_explain(
+        ExplainSettings(
+            table=table,
+            model=Path(model),
+            out_dir=out / "explain",
+            media=media,
+            source=source,
+            cnn=not args.no_cnn,
+            cnn_model=args.cnn_model,
+            window_s=args.window,
+            max_gallery=args.max_gallery,
+        )
+    )
+    if metrics["kind"] == "images":
+        print(f"explained {metrics['n_faces']} face(s) with {metrics['model']['file']}")
+    else:
+        print(
+            f"explained {metrics['n_frames']:,} frame(s) of {metrics['n_tracks']} tracked face(s) "
+            f"({metrics['n_used']:,} with OpenFace success) with {metrics['model']['file']}"
+        )
+    if not metrics["crops"]["available"]:
+        print(metrics["crops"]["reason"])
+    if not metrics["cnn"]["available"]:
+        print(f"CNN not used: {metrics['cnn']['reason']}")
+    _report(out)
+    print(f"make explain took {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _report(out: Path) -> int:
+    from analysis.render import render_index
+    from explain.report import render_explain_report
+
+    print(f"wrote {render_explain_report(out / 'explain', out / 'explain.html')}")
+    print(f"wrote {render_index(out)}")
+    return 0
