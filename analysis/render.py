@@ -67,6 +67,7 @@ def environment() -> Environment:
     )
     env.filters.update(
         num=number,
+        prob=probability,
         p=p_value,
         ci=interval,
         pct=percent,
@@ -179,6 +180,13 @@ def interval(pair: Any, digits: int = 3) -> str:
     """A confidence interval ``[low, high]``."""
     low, high = pair
     return f"[{number(low, digits)}, {number(high, digits)}]"
+
+
+def probability(value: Any) -> str:
+    """A probability (0-1) with 2 decimals; a nonzero one below 0.005 reads "< 0.01", not 2.5e-06."""
+    if not _missing(value) and 0 < float(value) < 0.005:
+        return "< 0.01"
+    return number(value, 2)
 
 
 def percent(value: Any, digits: int = 1) -> str:

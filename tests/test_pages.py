@@ -166,6 +166,8 @@ def test_one_set_of_filters_writes_what_a_reader_reads():
         and render.thousands(4473) == "4,473"
     )
     assert render.file_name("/home/someone/data/my table.csv") == "my table.csv"
+    assert render.number(0.0032, 2) == "0.003" and render.number(-0.0014, 2) == "-0.001"
+    assert render.probability(2.5e-6) == "< 0.01" and render.probability(0.456) == "0.46"
 
 
 @needs_chromium
