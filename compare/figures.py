@@ -101,3 +101,24 @@ def face_and_gradcam(face: np.ndarray, cam: np.ndarray, caption: str) -> str:
         ax.axis("off")
     right.set_title(caption, fontsize=9)
     return to_data_uri(fig)
+
+
+def reliability(models: dict) -> str:
+    """Reliability diagram: accuracy against mean top-label confidence per bin, one line per model."""
+    keys = [k for k in models if models[k].get("calibration", {}).get("bins")]
+    fig = Figure(figsize=(6.5, 5), layout="constrained")
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", label="perfect calibration")
+    for key in keys:
+        bins = models[key]["calibration"]["bins"]
+        style = "-" if models[key]["family"] == "AU" else ":"
+        label = f"{models[key]['name']} (ECE {models[key]['calibration']['ece']:.3f})"
+        x, y = [b["confidence"] for b in bins], [b["accuracy"] for b in bins]
+        ax.plot(x, y, style, marker="o", markersize=3, label=label)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("mean top-label probability in the bin")
+    ax.set_ylabel("accuracy in the bin")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    return to_data_uri(fig)

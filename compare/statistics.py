@@ -45,7 +45,12 @@ def codes(labels: np.ndarray) -> np.ndarray:
 
 
 def scores_with_ci(
-    truth: np.ndarray, pred: np.ndarray, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+    truth: np.ndarray,
+    pred: np.ndarray,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    groups: np.ndarray | None = None,
 ) -> dict:
     """Accuracy, macro-F1 and per-class F1, each with a bootstrap confidence interval.
 
@@ -53,8 +58,13 @@ def scores_with_ci(
     ``n_resamples`` times with a fixed seed; the interval is the percentile interval of
     ``scipy.stats.bootstrap`` (Efron & Tibshirani 1993).
 
+    With ``groups`` (the subject of each face) the bootstrap resamples subjects, not faces
+    (a cluster bootstrap: each resample draws as many subjects as there are, with replacement,
+    and takes all their faces; Field & Welsh 2007), since faces of one person are not independent.
+
     Args:
         truth, pred: (n,) emotion names; ``pred`` may hold ``""`` (no prediction, an error).
+        groups: (n,) subject of each face, or None.
 
     Returns:
         ``accuracy``, ``accuracy_ci`` [low, high], ``macro_f1``, ``macro_f1_ci``, ``n``,
@@ -63,6 +73,26 @@ def scores_with_ci(
     """
     t, p = codes(truth), codes(pred)
     point = _statistics(t, p)
+    if groups is not None:
+        low, high = _cluster_interval(t, p, np.asarray(groups), n_resamples, seed, level)
+    else:
+        low, high = _face_interval(t, p, n_resamples, seed, level)
+    out = {
+        "accuracy": float(point[0]),
+        "accuracy_ci": [float(low[0]), float(high[0])],
+        "macro_f1": float(point[1]),
+        "macro_f1_ci": [float(low[1]), float(high[1])],
+        "n": int(len(t)),
+        "coverage": float((p >= 0).mean()),
+        "per_class_f1": {e: float(point[2 + i]) for i, e in enumerate(EMOTIONS)},
+        "per_class_f1_ci": {e: [float(low[2 + i]), float(high[2 + i])] for i, e in enumerate(EMOTIONS)},
+    }
+    if groups is not None:
+        out["n_subjects"] = int(len(np.unique(groups)))
+    return out
+
+
+def _face_interval(t: np.ndarray, p: np.ndarray, n_resamples: int, seed: int, level: float):
     result = bootstrap(
         (t, p),
         _statistics,
@@ -73,17 +103,59 @@ def scores_with_ci(
         method="percentile",
         random_state=np.random.default_rng(seed),
     )
-    low, high = result.confidence_interval
-    return {
-        "accuracy": float(point[0]),
-        "accuracy_ci": [float(low[0]), float(high[0])],
-        "macro_f1": float(point[1]),
-        "macro_f1_ci": [float(low[1]), float(high[1])],
-        "n": int(len(t)),
-        "coverage": float((p >= 0).mean()),
-        "per_class_f1": {e: float(point[2 + i]) for i, e in enumerate(EMOTIONS)},
-        "per_class_f1_ci": {e: [float(low[2 + i]), float(high[2 + i])] for i, e in enumerate(EMOTIONS)},
-    }
+    return result.confidence_interval
+
+
+def _cluster_interval(
+    t: np.ndarray, p: np.ndarray, groups: np.ndarray, n_resamples: int, seed: int, level: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval of the statistics over ``n_resamples`` resamples of whole subjects."""
+    _, members = np.unique(groups, return_inverse=True)
+    by_subject = [np.flatnonzero(members == k) for k in range(members.max() + 1)]
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_resamples):
+        chosen = rng.integers(0, len(by_subject), size=len(by_subject))
+        index = np.concatenate([by_subject[k] for k in chosen])
+        draws.append(_statistics(t[index], p[index]))
+    values = np.stack(draws)
+    alpha = (1 - level) / 2
+    return np.quantile(values, alpha, axis=0), np.quantile(values, 1 - alpha, axis=0)
+
+
+def calibration(truth: np.ndarray, probabilities: np.ndarray, n_bins: int = 10) -> dict:
+    """Brier score and expected calibration error of six-class probabilities.
+
+    Brier: mean over faces of the squared distance between the probability vector and the
+    one-hot truth (Brier 1950; 0 best, 2 worst). ECE: the top-label confidence in ``n_bins``
+    equal-width bins, sum over bins of (share of faces) x |accuracy - mean confidence|
+    (Guo et al. 2017). ``bins``: per bin the count, mean confidence and accuracy (the
+    reliability diagram). Rows without probabilities (NaN) are left out.
+
+    Args:
+        truth: (n,) emotion names; probabilities: (n, 6) in ``EMOTIONS`` order.
+    """
+    prob = np.asarray(probabilities, dtype=float)
+    made = ~np.isnan(prob).any(axis=1)
+    t, prob = codes(np.asarray(truth)[made]), prob[made]
+    if len(t) == 0:
+        return {"brier": None, "ece": None, "n": 0, "bins": []}
+    onehot = np.eye(len(EMOTIONS))[t]
+    brier = float(((prob - onehot) ** 2).sum(axis=1).mean())
+    confidence, predicted = prob.max(axis=1), prob.argmax(axis=1)
+    right = predicted == t
+    edges = np.linspace(0, 1, n_bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, n_bins - 1)
+    ece, bins = 0.0, []
+    for b in range(n_bins):
+        mask = which == b
+        if not mask.any():
+            continue
+        conf, acc = float(confidence[mask].mean()), float(right[mask].mean())
+        ece += mask.mean() * abs(acc - conf)
+        bins.append({"low": float(edges[b]), "high": float(edges[b + 1]), "n": int(mask.sum()),
+                     "confidence": conf, "accuracy": acc})  # fmt: skip
+    return {"brier": brier, "ece": float(ece), "n": int(len(t)), "bins": bins}
 
 
 def mcnemar_exact(truth: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
