@@ -21,6 +21,7 @@ UPSCALE      ?= auto
 OPENFACE_ARGS ?=
 MODE          ?=
 MULTI         ?=
+SCHEDULER     ?=
 OPENFACE_OUT  = $(if $(filter command line environment,$(origin OUT)),$(OUT),data/openface/au_table.csv)
 
 .PHONY: help install fit-glassbox report-glassbox compare train-cnn evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit explain report-explain benchmark-explain test lint clean
@@ -29,9 +30,9 @@ help:
 	@echo "Stages (each installs what it needs into $(VENV)/ on first use):"
 	@echo "  make openface IN=<image folder | video | folder of videos or image sequences> [OUT=<AU table .csv>]"
 	@echo "                [BACKEND=docker|native] [OPENFACE_BIN=<FaceLandmarkImg>] [WORKERS=<n>] [UPSCALE=<factor>|auto]"
-	@echo "                [OPENFACE_ARGS=\"...\"] [MODE=auto|images|sequences] [MULTI=1]"
+	@echo "                [OPENFACE_ARGS=\"...\"] [MODE=auto|images|sequences] [MULTI=1] [SCHEDULER=local:<n>|tcp://host:8786]"
 	@echo "                run OpenFace over the images (FaceLandmarkImg) or videos (FeatureExtraction; MULTI=1:"
-	@echo "                FaceLandmarkVidMulti); writes the AU table and <table>.failures.csv"
+	@echo "                FaceLandmarkVidMulti); writes the AU table and <table>.failures.csv; SCHEDULER: on Dask"
 	@echo "  make fit-logit     fit the multinomial AU logit; writes reports/logit/ and reports/logit.html"
 	@echo "                     [IN=<AU table .csv>] [OUT=<folder>] [LABEL_COL=<col>] [CODING=name|seed|fer2013]"
 	@echo "                     [REFERENCE=<emotion>] [SEED=<n>] [POLICY=drop|keep]"
@@ -42,6 +43,10 @@ help:
 	@echo "  make evaluate-cnn  score the committed CNN once on PrivateTest; writes reports/cnn/ and reports/cnn.html"
 	@echo "  make compare       AU models vs the CNNs on the same faces; writes reports/compare.html and reports/index.html"
 	@echo "                     (renders the logit and CNN pages first when they are missing)"
+	@echo "  make compare IN=<labelled folder: one subfolder per emotion> | AUS=<AU table> IMAGES=<labelled folder>"
+	@echo "                [NAME=<name>] [SUBJECT=<regex over the file name>] [BACKEND=...] [OPENFACE_BIN=...] [OPENFACE_ARGS=\"...\"]"
+	@echo "                the models trained on FER2013 on another dataset (OpenFace through the runner, cached);"
+	@echo "                writes reports/compare-<name>.html and reports/compare-<name>/"
 	@echo "  make explain IN=<image | image folder | video | folder of videos> [AUS=<AU table>] [MODEL=<model .json>]"
 	@echo "                [BACKEND=docker|native] [OPENFACE_BIN=...] [OPENFACE_ARGS=\"...\"] [MULTI=1] [WORKERS=<n>] [NO_CNN=1]"
 	@echo "                explain faces without labels: OpenFace -> AU table -> the saved AU model and the CNN;"
@@ -54,6 +59,7 @@ help:
 	@echo "Benchmarks (print their figures):"
 	@echo "  make benchmark-openface IN=<image folder | video | folder of videos>  images/s or frames/s of the runner"
 	@echo "                and of bare OpenFace calls on the same inputs [MODE=...] [MULTI=1] [WORKERS=<n>]"
+	@echo "                SCHEDULER=local:<n>: Dask with 1 and n workers against the plain runner at the same counts"
 	@echo "  make benchmark-logit  time and peak memory of the logit, 4,473 rows and 100x resampled"
 	@echo "  make benchmark-cnn    training and inference images/s of mini-XCEPTION (needs the full FER2013)"
 	@echo "  make benchmark-explain  seconds and peak memory of explain on a 108,000-frame (1 h at 30 fps) AU table"
@@ -82,13 +88,15 @@ openface: $(VENV)/.installed
 	@test -n "$(IN)" || { echo "make openface needs IN=<image folder | video | folder of videos or image sequences>"; exit 2; }
 	$(PY) -m openface_runner run --in "$(IN)" --out "$(OPENFACE_OUT)" --backend $(BACKEND) --upscale $(UPSCALE) \
 		$(if $(OPENFACE_BIN),--openface-bin "$(OPENFACE_BIN)") $(if $(WORKERS),--workers $(WORKERS)) \
-		$(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)") $(if $(MODE),--mode $(MODE)) $(if $(MULTI),--multi)
+		$(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)") $(if $(MODE),--mode $(MODE)) $(if $(MULTI),--multi) \
+		$(if $(SCHEDULER),--scheduler "$(SCHEDULER)")
 
 benchmark-openface: $(VENV)/.installed
 	@test -n "$(IN)" || { echo "make benchmark-openface needs IN=<image folder | video | folder of videos>"; exit 2; }
 	$(PY) -m openface_runner benchmark --in "$(IN)" --backend $(BACKEND) --upscale $(UPSCALE) \
 		$(if $(OPENFACE_BIN),--openface-bin "$(OPENFACE_BIN)") $(if $(WORKERS),--workers $(WORKERS)) \
-		$(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)") $(if $(MODE),--mode $(MODE)) $(if $(MULTI),--multi)
+		$(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)") $(if $(MODE),--mode $(MODE)) $(if $(MULTI),--multi) \
+		$(if $(SCHEDULER),--scheduler "$(SCHEDULER)")
 
 fit-logit: $(VENV)/.installed
 	$(PY) -m analysis fit-logit --out $(OUT) --reference $(REFERENCE) --seed $(SEED) --quality-policy $(POLICY) \
@@ -126,11 +134,23 @@ evaluate-cnn: $(VENV)/.installed-cnn
 # the CNN page is rendered from PrivateTest alone when the full FER2013 is absent.
 PRIVATETEST = data/fer2013/fer2013_privatetest.csv.gz
 
+# compare on another labelled dataset: IN (OpenFace runs on it) or AUS + IMAGES; NAME, SUBJECT
+IMAGES  ?=
+NAME    ?=
+SUBJECT ?=
+
 compare: $(VENV)/.installed-cnn
+ifeq ($(IN)$(AUS)$(IMAGES),)
 	test -f $(OUT)/logit.html || $(MAKE) fit-logit
 	test -f $(OUT)/cnn.html || $(PY) -m cnn_baseline evaluate --out $(OUT)/cnn \
 		--data "$(if $(wildcard $(FER2013)),$(FER2013),$(PRIVATETEST))"
 	$(PY) -m compare run --out $(OUT)
+else
+	$(PY) -m compare run --out $(OUT) $(if $(IN),--in "$(IN)") $(if $(AUS),--aus "$(AUS)") \
+		$(if $(IMAGES),--images "$(IMAGES)") $(if $(NAME),--name "$(NAME)") $(if $(SUBJECT),--subject '$(SUBJECT)') \
+		--backend $(BACKEND) $(if $(OPENFACE_BIN),--openface-bin "$(OPENFACE_BIN)") \
+		$(if $(WORKERS),--workers $(WORKERS)) $(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)")
+endif
 
 # explain options: IN (images or videos; OpenFace runs on them) and/or AUS (an AU table made elsewhere;
 # with IN beside it: where its faces are, for crops); MODEL: a saved AU model (default: the glass-box of
@@ -161,4 +181,4 @@ lint: $(VENV)/.installed
 
 clean:
 	rm -rf reports/logit reports/logit.html reports/glassbox reports/glassbox.html reports/cnn reports/cnn.html \
-		reports/compare reports/compare.html reports/explain reports/explain.html reports/index.html
+		reports/compare reports/compare.html reports/compare-* reports/explain reports/explain.html reports/index.html

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from openface_runner import arguments
 from openface_runner.backends import BATCH_TIMEOUT_S, DEFAULT_IMAGE, make_backend
+from openface_runner.cluster import scheduler_arg
 from openface_runner.errors import InputError, RunnerError
 from openface_runner.flags import split_extra
 
@@ -91,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
             default=BATCH_TIMEOUT_S,
             help=f"time limit of one OpenFace call, s (default: {BATCH_TIMEOUT_S:g})",
         )
+        sub.add_argument(
+            "--scheduler",
+            type=scheduler_arg,
+            default=None,
+            help="run each image batch / each video as a Dask task: local:N (a LocalCluster of N worker "
+            "processes) or a scheduler address (tcp://host:8786); the run folder and inputs must be on a "
+            "file system the workers share (default: local workers, --workers)",
+        )
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--out", required=True, help="AU table CSV to write")
     run.add_argument("--run-dir", default=None, help="work folder (default: <out>.run/)")
@@ -119,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if args.command == "run":
             return _run_sequences(args, backend) if sequences else _run(args, backend)
+        if args.scheduler:
+            return _benchmark_cluster(args, backend, sequences)
         return _benchmark_sequences(args, backend) if sequences else _benchmark(args, backend)
     except RunnerError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -148,6 +159,7 @@ def _run(args, backend) -> int:
         batch_size=args.batch_size,
         run_dir=args.run_dir,
         progress=not args.quiet,
+        scheduler=args.scheduler,
     )
     print(
         f"{summary.inputs} inputs = {summary.rows} rows + {summary.failures} failures "
@@ -225,6 +237,7 @@ def _run_sequences(args, backend) -> int:
         workers=args.workers,
         run_dir=args.run_dir,
         progress=not args.quiet,
+        scheduler=args.scheduler,
     )
     rate = f"{summary.frames_now / summary.seconds:.1f} frames/s" if summary.frames_now else "nothing new"
     print(
@@ -311,4 +324,88 @@ def _benchmark_sequences(args, backend) -> int:
             f"runner time outside its OpenFace calls: {outside:.2f} s = {outside / summary.seconds:.1%} "
             "(discovery, hashing, linking, parsing, the table; insensitive to the machine's load)"
         )
+    return 0
+
+
+def _benchmark_cluster(args, backend, sequences: bool) -> int:
+    """The runner on Dask (1 and N workers for ``local:N``) against the plain local runner at the
+    same worker counts: same inputs, same backend, each run into a fresh run folder.
+
+    A ``local:N`` cluster is started once per worker count before its run is timed (its start
+    is printed, not counted) and its workers import the runner first, as the plain runner's
+    process has. One untimed run over one input first loads OpenFace's models into the page
+    cache. "Outside OpenFace" is the run's time minus its OpenFace calls' time per worker:
+    the runner's own cost, much less sensitive to other load on the machine than the rates.
+    """
+    import importlib
+    import tempfile
+
+    from openface_runner.cluster import LOCAL, connect, worker_slots
+    from openface_runner.inputs import discover
+    from openface_runner.runner import run_openface
+    from openface_runner.video import discover_sequences, run_sequences
+
+    unit = "frames" if sequences else "images"
+
+    def once(in_dir: Path, out: Path, workers: int, scheduler: str | None):
+        if sequences:
+            summary = run_sequences(
+                in_dir, out, backend, multi=args.multi, workers=workers, progress=False, scheduler=scheduler
+            )
+            return summary, summary.frames_now
+        summary = run_openface(
+            in_dir,
+            out,
+            backend,
+            workers=workers,
+            upscale=args.upscale,
+            border=args.border,
+            batch_size=args.batch_size,
+            progress=False,
+            scheduler=scheduler,
+        )
+        return summary, summary.processed_now
+
+    match = LOCAL.match(args.scheduler)
+    counts = sorted({1, int(match.group(1))}) if match else [0]
+    with tempfile.TemporaryDirectory(prefix="openface-bench-") as tmp:
+        tmp = Path(tmp)
+        inputs = discover_sequences(args.in_dir)[0] if sequences else discover(args.in_dir)[0]
+        if not inputs:
+            raise InputError(f"{args.in_dir}: nothing to measure")
+        warm = tmp / "warm"
+        warm.mkdir()
+        first = min(inputs, key=lambda s: s.frames) if sequences else inputs[0]
+        (shutil.copytree if first.path.is_dir() else shutil.copy2)(first.path, warm / first.path.name)
+        once(warm, tmp / "warm.csv", 1, None)
+        results = []
+        for n in counts:
+            started = time.perf_counter()
+            with connect(f"local:{n}" if match else args.scheduler, progress=not args.quiet) as client:
+                client.run(importlib.import_module, "openface_runner.runner")
+                client.run(importlib.import_module, "openface_runner.video")
+                slots = worker_slots(client)
+                start_s = time.perf_counter() - started
+                address = client.scheduler.address
+                for label, scheduler in (("local runner", None), ("Dask", address)):
+                    summary, done = once(Path(args.in_dir), tmp / f"{label[0]}{slots}.csv", slots, scheduler)
+                    outside = summary.seconds - summary.openface_seconds / slots
+                    results.append((label, slots, summary.seconds, done))
+                    print(
+                        f"{label:>12}, {slots} workers: {done} {unit} in {summary.seconds:.1f} s = "
+                        f"{done / summary.seconds:.1f} {unit}/s | outside OpenFace calls: {outside:.2f} s "
+                        f"= {outside / summary.seconds:.1%}"
+                        + (f" (cluster start {start_s:.1f} s not counted)" if scheduler else ""),
+                        flush=True,
+                    )
+    rate = {(label, n): done / s for label, n, s, done in results}
+    if len(counts) == 2:
+        n = counts[1]
+        print(f"Dask speed-up from 1 to {n} workers: {rate[('Dask', n)] / rate[('Dask', 1)]:.2f}x")
+    for label, n, _, _ in results:
+        if label == "Dask":
+            print(
+                f"Dask overhead against the local runner at {n} workers: "
+                f"{rate[('local runner', n)] / rate[('Dask', n)] - 1:+.1%} (time)"
+            )
     return 0

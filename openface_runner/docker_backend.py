@@ -128,6 +128,20 @@ class DockerBackend:
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
 
+    def __getstate__(self) -> dict:
+        """Picklable (a Dask task carries its backend to a worker): no locks, no running calls."""
+        state = dict(self.__dict__)
+        for name in ("_lock", "_cancelled", "_containers", "_client"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._containers = set()
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+        self._client = None
+
     def check(self, folders: RunFolders | None = None) -> None:
         """Engine reachable, image present (pulled with a progress bar if not); stale containers removed.
 

@@ -73,6 +73,19 @@ class NativeBackend:
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
 
+    def __getstate__(self) -> dict:
+        """Picklable (a Dask task carries its backend to a worker): no locks, no running calls."""
+        state = dict(self.__dict__)
+        for name in ("_lock", "_cancelled", "_running"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._running = set()
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+
     def check(self, folders: RunFolders | None = None) -> None:
         """Raises BackendError when the binary is missing or not executable."""
         if not self.binary:

@@ -28,6 +28,7 @@ __all__ = [
     "OutputError",
     "check_ranges",
     "landmark_boxes",
+    "numeric",
     "parse_face_csv",
 ]
 
@@ -36,10 +37,26 @@ X_COLUMNS = tuple(f"x_{i}" for i in range(LANDMARKS))
 Y_COLUMNS = tuple(f"y_{i}" for i in range(LANDMARKS))
 
 CONFIDENCE_RANGE = (0.0, 1.0)
+# the columns of an image CSV the table uses (read_csv skips the other ~600: 3D landmarks, pose...)
+USED = frozenset(
+    ("confidence", "face", "face_id", "success", *AU_R_COLUMNS, *AU_C_COLUMNS, *X_COLUMNS, *Y_COLUMNS)
+)
 
 # OpenFace's sequence mode marks a frame unsuccessful below this landmark-fit confidence;
 # image mode writes no ``success`` column, so the same threshold is applied here.
 SUCCESS_CONFIDENCE = 0.725
+
+
+def numeric(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame[columns]`` as numbers, non-numeric cells NaN (``pd.to_numeric(errors="coerce")``).
+
+    Columns ``read_csv`` already parsed as numbers are taken as they are (the usual case, and
+    much faster than converting each column: the client parses every output of a run).
+    """
+    part = frame[columns]
+    if all(pd.api.types.is_numeric_dtype(dtype) for dtype in part.dtypes):
+        return part
+    return part.apply(pd.to_numeric, errors="coerce")
 
 
 def check_ranges(numbers: pd.DataFrame, path: Path) -> None:
@@ -50,6 +67,13 @@ def check_ranges(numbers: pd.DataFrame, path: Path) -> None:
     """
     low, high = INTENSITY_RANGE
     bounds = {"confidence": CONFIDENCE_RANGE, **{c: (low, high) for c in AU_R_COLUMNS if c in numbers}}
+    flags = [c for c in AU_C_COLUMNS if c in numbers]
+    ranged = numbers[list(bounds)].to_numpy(dtype=float)
+    lows = np.array([lo for lo, _ in bounds.values()])
+    highs = np.array([hi for _, hi in bounds.values()])
+    binary = numbers[flags].to_numpy(dtype=float)
+    if not (((ranged < lows) | (ranged > highs)).any() or ~np.isin(binary, (0, 1)).all()):
+        return  # all within range: the loops below only name the first value that is not
     for column, (lo, hi) in bounds.items():
         bad = numbers.index[(numbers[column] < lo) | (numbers[column] > hi)]
         if len(bad):
@@ -82,8 +106,8 @@ def landmark_boxes(frame: pd.DataFrame, path: Path) -> pd.DataFrame | None:
     if len(present) != 2 * LANDMARKS:
         missing = [c for c in (*X_COLUMNS, *Y_COLUMNS) if c not in frame]
         raise OutputError(path, f"OpenFace CSV has 2D landmarks without {', '.join(missing[:4])}...")
-    xs = frame[list(X_COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    ys = frame[list(Y_COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    xs = numeric(frame, list(X_COLUMNS)).to_numpy(dtype=float)
+    ys = numeric(frame, list(Y_COLUMNS)).to_numpy(dtype=float)
     if np.isnan(xs).any() or np.isnan(ys).any():
         raise OutputError(path, "non-numeric 2D landmarks in OpenFace CSV")
     left, top = xs.min(axis=1), ys.min(axis=1)
@@ -125,7 +149,7 @@ def parse_face_csv(path: Path, geometry: Geometry | None = None) -> dict[str, fl
             ranges (``check_ranges``).
     """
     try:
-        frame = pd.read_csv(path, skipinitialspace=True)
+        frame = pd.read_csv(path, skipinitialspace=True, usecols=lambda name: str(name).strip() in USED)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise OutputError(path, f"unreadable OpenFace CSV ({_one_line(exc)})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -135,7 +159,7 @@ def parse_face_csv(path: Path, geometry: Geometry | None = None) -> dict[str, fl
     if frame.empty:
         raise OutputError(path, "OpenFace CSV has no face rows")
     wanted = ["confidence", *AU_R_COLUMNS, *[c for c in AU_C_COLUMNS if c in frame]]
-    numbers = frame[wanted].apply(pd.to_numeric, errors="coerce")
+    numbers = numeric(frame, wanted)
     if numbers.isna().any().any():
         raise OutputError(path, "non-numeric values in OpenFace CSV")
     numbers = numbers.reset_index(drop=True)

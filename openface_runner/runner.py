@@ -12,6 +12,9 @@ its content's hash, so a replaced image is), and a killed run restarted ends wit
 table as an uninterrupted run. Failed batches are retried by the next run. The run folder
 (default ``<table>.run/``) keeps staged images, OpenFace's raw outputs and logs; it is
 locked while a run uses it.
+
+With ``scheduler`` the batches run as Dask tasks instead of local workers
+(``openface_runner.cluster``); everything else, the run folder and the table included, is the same.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +67,8 @@ class RunSummary:
     batches: int = 0
     failed_batches: int = 0
     notes: list[str] = field(default_factory=list)
+    openface_seconds: float = 0.0
+    scheduler: str | None = None
 
     @property
     def detection_rate(self) -> float:
@@ -109,6 +115,7 @@ def run_openface(
     batch_size: int = 200,
     run_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    scheduler: str | None = None,
 ) -> RunSummary:
     """OpenFace over every image below ``in_dir``; the AU table to ``out_csv``.
 
@@ -124,11 +131,16 @@ def run_openface(
         batch_size: images per OpenFace call (>= 1); a killed run redoes at most one batch per worker.
         run_dir: work folder (default ``<out_csv>.run/`` beside the table).
         progress: progress bars.
+        scheduler: None (default): local worker threads, each running OpenFace processes;
+            ``local:N`` (a Dask ``LocalCluster`` of N worker processes) or a Dask scheduler
+            address (``tcp://host:8786``): each batch is a Dask task (``openface_runner.cluster``;
+            ``workers`` is then ignored).
 
     Raises:
         InputError: missing or empty input folder, unusable output location, a run folder
             made with other settings or in use by another run.
-        BackendError: OpenFace cannot be started (engine unreachable, binary missing).
+        BackendError: OpenFace cannot be started (engine unreachable, binary missing), or
+            the Dask scheduler does not answer.
         ValueError: ``workers`` or ``batch_size`` below 1.
     """
     if batch_size < 1 or (workers is not None and workers < 1):
@@ -139,7 +151,17 @@ def run_openface(
     folders = RunFolders(Path(run_dir) if run_dir else out_csv.with_name(out_csv.name + ".run"))
     with folders.lock():
         return _run_locked(
-            Path(in_dir), out_csv, backend, folders, workers, upscale, border, batch_size, progress, started
+            Path(in_dir),
+            out_csv,
+            backend,
+            folders,
+            workers,
+            upscale,
+            border,
+            batch_size,
+            progress,
+            started,
+            scheduler,
         )
 
 
@@ -154,6 +176,7 @@ def _run_locked(
     batch_size: int,
     progress: bool,
     started: float,
+    scheduler: str | None = None,
 ) -> RunSummary:
     from tqdm.auto import tqdm
 
@@ -178,8 +201,8 @@ def _run_locked(
     failed: dict[str, str] = {}  # image.relative -> reason
 
     not_done = [i for i in images if not (done_dir / f"{i.key}_of_details.txt").exists()]
-    if not_done:
-        backend.check(folders)  # fail before any work when OpenFace cannot run
+    if not_done and (scheduler is None or scheduler.startswith("local:")):
+        backend.check(folders)  # fail before any work (on a remote cluster each worker checks its own)
     pending: list[InputImage] = []
     for image in tqdm(not_done, desc="staging", unit="img", disable=not progress):
         try:
@@ -190,8 +213,16 @@ def _run_locked(
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(pending) or 1))
     batches = failed_batches = 0
-    if pending:
-        batch_failures, batches, failed_batches = _process(
+    openface_s = 0.0
+    if pending and scheduler is not None:
+        from openface_runner.cluster import process_images
+
+        batch_failures, batches, failed_batches, openface_s, workers = process_images(
+            scheduler, pending, backend, folders, staged_dir, done_dir, batch_size, progress
+        )
+        failed.update({i.relative: batch_failures[i.key] for i in pending if i.key in batch_failures})
+    elif pending:
+        batch_failures, batches, failed_batches, openface_s = _process(
             pending, backend, folders, staged_dir, done_dir, workers, batch_size, progress
         )
         failed.update({i.relative: batch_failures[i.key] for i in pending if i.key in batch_failures})
@@ -243,6 +274,8 @@ def _run_locked(
         batches=batches,
         failed_batches=failed_batches,
         notes=notes,
+        openface_seconds=openface_s,
+        scheduler=scheduler,
     )
     if table.empty:
         summary.notes.append("no image gave a usable face: no AU table was written")
@@ -258,17 +291,18 @@ def _process(
     workers: int,
     batch_size: int,
     progress: bool,
-) -> tuple[dict[str, str], int, int]:
+) -> tuple[dict[str, str], int, int, float]:
     """Shard ``pending`` over workers; each runs its batches in one backend session.
 
     A batch whose OpenFace call fails (non-zero exit, signal, time limit, backend error) is
-    halved until the image(s) that made it fail are found (``narrow``); each failed image
+    halved until the image(s) that made it fail are found (``run_batch``); each failed image
     gets the reason of its last failed call, and its outputs are not kept, so the next run
     retries it. On Ctrl-C or SIGTERM (KeyboardInterrupt here) the backend's running calls are
     stopped (``cancel()``), the sessions clean up, and the interrupt propagates.
 
     Returns:
-        ``(reason per failed image key, batches run, batches none of whose images succeeded)``.
+        ``(reason per failed image key, batches run, batches none of whose images succeeded,
+        seconds in OpenFace calls summed over workers)``.
     """
     from tqdm.auto import tqdm
 
@@ -282,68 +316,19 @@ def _process(
     stop = threading.Event()
     lock = threading.Lock()
     failures: dict[str, str] = {}
-    counts = {"batches": 0, "failed": 0}
-
-    class Cancelled(Exception):
-        """The run was stopped during an OpenFace call: its outputs are not trusted."""
+    counts = {"batches": 0, "failed": 0, "seconds": 0.0}
 
     def work(worker: int) -> None:
         shard = shards[worker]
         with backend.session(worker, folders) as process:
 
-            def attempt(batch: list[InputImage], name: str) -> str | None:
-                """One OpenFace call over ``batch``; its outputs go to ``done/`` on success.
-
-                Returns the failure reason, None on success. Raises Cancelled when stopped.
-                """
-                in_dir, out_dir = folders.batches / name, folders.outputs / name
-                for folder in (in_dir, out_dir):
-                    shutil.rmtree(folder, ignore_errors=True)  # a killed run's partial batch
-                    folder.mkdir(parents=True)
-                for image in batch:
-                    link(staged_dir / f"{image.key}.png", in_dir / f"{image.key}.png")
+            def timed(name: str) -> int:
+                called = time.perf_counter()
                 try:
-                    code = process(name)
-                    reason = exit_reason(code, backend.timeout_s, folders.log(worker)) if code else None
-                except BackendError as exc:
-                    reason = f"OpenFace could not run ({exc}); see {folders.log(worker)}"
-                if stop.is_set():
-                    raise Cancelled
-                if reason is None:
-                    for image in batch:  # geometry and CSV before details: details marks the image done
-                        geometry = geometry_path(staged_dir / f"{image.key}.png")
-                        if geometry.exists():
-                            shutil.copyfile(geometry, done_dir / geometry.name)
-                        for suffix in (".csv", "_of_details.txt"):
-                            produced = out_dir / f"{image.key}{suffix}"
-                            if produced.exists():
-                                os.replace(produced, done_dir / produced.name)
-                shutil.rmtree(in_dir, ignore_errors=True)
-                shutil.rmtree(out_dir, ignore_errors=True)
-                return reason
-
-            def narrow(batch: list[InputImage], name: str, reason: str) -> list[tuple[InputImage, str]]:
-                """A failed call over several images: halve it to find the image(s) that made it fail.
-
-                One image that crashes OpenFace then costs only itself (about 2 log2(n) extra
-                calls). When both halves fail too, the failure is taken as not caused by an image
-                (a bad argument, a missing model) and every image keeps its reason.
-                """
-                if len(batch) == 1:
-                    return [(batch[0], reason)]
-                middle = len(batch) // 2
-                halves = [(batch[:middle], f"{name}-0"), (batch[middle:], f"{name}-1")]
-                reasons = [attempt(half, half_name) for half, half_name in halves]
-                if all(reasons):
-                    return [
-                        (image, r) for (half, _), r in zip(halves, reasons, strict=True) for image in half
-                    ]
-                return [
-                    failure
-                    for (half, half_name), r in zip(halves, reasons, strict=True)
-                    if r
-                    for failure in narrow(half, half_name, r)
-                ]
+                    return process(name)
+                finally:
+                    with lock:
+                        counts["seconds"] += time.perf_counter() - called
 
             for start in range(0, len(shard), batch_size):
                 if stop.is_set():
@@ -351,8 +336,9 @@ def _process(
                 batch = shard[start : start + batch_size]
                 name = f"w{worker}-b{start // batch_size}"
                 try:
-                    reason = attempt(batch, name)
-                    failed = narrow(batch, name, reason) if reason else []
+                    failed = run_batch(
+                        backend, timed, folders, worker, staged_dir, done_dir, batch, name, stop
+                    )
                 except Cancelled:
                     return
                 with lock:
@@ -372,4 +358,83 @@ def _process(
     finally:
         pool.shutdown(wait=True)
         bar.close()
-    return failures, counts["batches"], counts["failed"]
+    return failures, counts["batches"], counts["failed"], counts["seconds"]
+
+
+class Cancelled(Exception):
+    """The run was stopped during an OpenFace call: its outputs are not trusted."""
+
+
+def run_batch(
+    backend: NativeBackend | DockerBackend,
+    process: Callable[[str], int],
+    folders: RunFolders,
+    worker: int | str,
+    staged_dir: Path,
+    done_dir: Path,
+    batch: list[InputImage],
+    name: str,
+    stop: threading.Event | None = None,
+) -> list[tuple[InputImage, str]]:
+    """One batch of staged images through OpenFace (``process``); outputs moved to ``done/``.
+
+    Used by the local runner's workers and by the Dask task (``openface_runner.cluster``).
+    A failed call over several images is halved until the image(s) that made it fail are
+    found: one image that crashes OpenFace then costs only itself (about 2 log2(n) extra
+    calls). When both halves fail too, the failure is taken as not caused by an image (a bad
+    argument, a missing model) and every image keeps its reason. A failed image's outputs are
+    not kept, so the next run retries it.
+
+    Returns:
+        ``(image, reason)`` of each failed image (empty: the whole batch succeeded).
+
+    Raises:
+        Cancelled: ``stop`` was set during a call.
+    """
+    log = folders.log(worker)  # type: ignore[arg-type]
+
+    def attempt(images: list[InputImage], call: str) -> str | None:
+        """One OpenFace call over ``images``; the failure reason, None on success."""
+        in_dir, out_dir = folders.batches / call, folders.outputs / call
+        for folder in (in_dir, out_dir):
+            shutil.rmtree(folder, ignore_errors=True)  # a killed run's partial batch
+            folder.mkdir(parents=True)
+        for image in images:
+            link(staged_dir / f"{image.key}.png", in_dir / f"{image.key}.png")
+        try:
+            code = process(call)
+            reason = exit_reason(code, backend.timeout_s, log) if code else None
+        except BackendError as exc:
+            reason = f"OpenFace could not run ({exc}); see {log}"
+        if stop is not None and stop.is_set():
+            raise Cancelled
+        if reason is None:
+            for image in images:  # geometry and CSV before details: details marks the image done
+                geometry = geometry_path(staged_dir / f"{image.key}.png")
+                if geometry.exists():
+                    shutil.copyfile(geometry, done_dir / geometry.name)
+                for suffix in (".csv", "_of_details.txt"):
+                    produced = out_dir / f"{image.key}{suffix}"
+                    if produced.exists():
+                        os.replace(produced, done_dir / produced.name)
+        shutil.rmtree(in_dir, ignore_errors=True)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return reason
+
+    def narrow(images: list[InputImage], call: str, reason: str) -> list[tuple[InputImage, str]]:
+        if len(images) == 1:
+            return [(images[0], reason)]
+        middle = len(images) // 2
+        halves = [(images[:middle], f"{call}-0"), (images[middle:], f"{call}-1")]
+        reasons = [attempt(half, half_name) for half, half_name in halves]
+        if all(reasons):
+            return [(image, r) for (half, _), r in zip(halves, reasons, strict=True) for image in half]
+        return [
+            failure
+            for (half, half_name), r in zip(halves, reasons, strict=True)
+            if r
+            for failure in narrow(half, half_name, r)
+        ]
+
+    reason = attempt(batch, name)
+    return narrow(batch, name, reason) if reason else []

@@ -30,7 +30,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +46,7 @@ from openface_runner.flags import AU_FLAGS, VIDEO_SUFFIXES, sequence_command, se
 from openface_runner.folders import RUN_MARKER, check_settings, link
 from openface_runner.inputs import IMAGE_SUFFIXES, Rejected, shown_name
 from openface_runner.native import CommandBuilder
-from openface_runner.parse import check_ranges, landmark_boxes
+from openface_runner.parse import check_ranges, landmark_boxes, numeric
 from openface_runner.runner import check_output_location, failures_path
 
 FAILURE_COLUMNS = ["video", "reason"]
@@ -311,7 +311,7 @@ def parse_sequence_csv(path: Path) -> pd.DataFrame:
     if missing:
         raise OutputError(path, f"OpenFace CSV lacks column(s) {', '.join(missing)}")
     wanted = [*meta, *AU_R_COLUMNS, *[c for c in AU_C_COLUMNS if c in frame]]
-    numbers = frame[wanted].apply(pd.to_numeric, errors="coerce").reset_index(drop=True)
+    numbers = numeric(frame, wanted).reset_index(drop=True)
     if numbers.isna().any().any():
         raise OutputError(path, "non-numeric values in OpenFace CSV")
     check_ranges(numbers, path)
@@ -336,6 +336,7 @@ def run_sequences(
     workers: int | None = None,
     run_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    scheduler: str | None = None,
 ) -> VideoRunSummary:
     """OpenFace over every video and image sequence of ``in_path``; the sequence AU table to ``out_csv``.
 
@@ -347,6 +348,8 @@ def run_sequences(
         workers: inputs processed in parallel (>= 1; default: CPU count).
         run_dir: work folder (default ``<out_csv>.run/``).
         progress: a progress bar in frames (declared frames of each input, counted as it ends).
+        scheduler: None (local workers), ``local:N`` or a Dask scheduler address: each input
+            is then a Dask task (``openface_runner.cluster``; ``workers`` is ignored).
 
     Raises:
         InputError: missing input, unusable output location, run folder in use.
@@ -361,7 +364,9 @@ def run_sequences(
     folders = RunFolders(Path(run_dir) if run_dir else out_csv.with_name(out_csv.name + ".run"))
     tool_backend = sequence_backend(backend, multi)
     with folders.lock():
-        return _run_locked(Path(in_path), out_csv, tool_backend, multi, folders, workers, progress, started)
+        return _run_locked(
+            Path(in_path), out_csv, tool_backend, multi, folders, workers, progress, started, scheduler
+        )
 
 
 def _run_locked(
@@ -373,6 +378,7 @@ def _run_locked(
     workers: int | None,
     progress: bool,
     started: float,
+    scheduler: str | None = None,
 ) -> VideoRunSummary:
     own = (folders.root, out_csv, failures_path(out_csv))
     inputs, rejected = discover_sequences(in_path, exclude=own)
@@ -384,14 +390,21 @@ def _run_locked(
     )
 
     pending = [s for s in inputs if not (done_dir / f"{s.key}.done").exists()]
-    if pending:
-        backend.check(folders)
+    if pending and (scheduler is None or scheduler.startswith("local:")):
+        backend.check(folders)  # on a remote cluster each worker checks its own OpenFace
     workers = max(1, min(workers or os.cpu_count() or 1, len(pending) or 1))
-    call_failures, calls, failed_calls, openface_s = (
-        _process(pending, backend, sequence_tool(multi), folders, done_dir, workers, progress)
-        if pending
-        else ({}, 0, 0, 0.0)
-    )
+    if pending and scheduler is not None:
+        from openface_runner.cluster import process_sequences
+
+        call_failures, calls, failed_calls, openface_s, workers = process_sequences(
+            scheduler, pending, backend, sequence_tool(multi), folders, done_dir, progress
+        )
+    elif pending:
+        call_failures, calls, failed_calls, openface_s = _process(
+            pending, backend, sequence_tool(multi), folders, done_dir, workers, progress
+        )
+    else:
+        call_failures, calls, failed_calls, openface_s = {}, 0, 0, 0.0
 
     failures: list[dict[str, str]] = [{"video": r.relative, "reason": r.reason} for r in rejected]
     tables: list[pd.DataFrame] = []
@@ -505,15 +518,7 @@ def _process(
                         return
                     sequence = queue.pop(0)
                 name = sequence.batch
-                in_dir, out_dir = folders.batches / name, folders.outputs / name
-                for folder in (in_dir, out_dir):
-                    shutil.rmtree(folder, ignore_errors=True)  # a killed run's partial call
-                    folder.mkdir(parents=True)
-                if sequence.is_video:
-                    link(sequence.path, in_dir / name)
-                else:
-                    for frame in sequence.files:
-                        link(frame, in_dir / frame.name)
+                _stage_call(folders, sequence, name)
                 log = folders.log(worker)
                 offset = log.stat().st_size if log.exists() else 0
                 shown = [0]  # frames of this input already on the bar
@@ -534,15 +539,7 @@ def _process(
                     watcher.join()
                 if stop.is_set():
                     return
-                if reason is None:
-                    stem = Path(name).stem if sequence.is_video else name
-                    for suffix in (".csv", "_of_details.txt"):
-                        produced = out_dir / f"{stem}{suffix}"
-                        if produced.exists():
-                            os.replace(produced, done_dir / f"{sequence.key}{suffix}")
-                    (done_dir / f"{sequence.key}.done").write_text(f"{sequence.relative}\n", encoding="utf-8")
-                shutil.rmtree(in_dir, ignore_errors=True)
-                shutil.rmtree(out_dir, ignore_errors=True)
+                _end_call(folders, done_dir, sequence, name, reason)
                 with lock:
                     counts["calls"] += 1
                     counts["seconds"] += time.perf_counter() - called
@@ -563,6 +560,59 @@ def _process(
         pool.shutdown(wait=True)
         bar.close()
     return failures, counts["calls"], counts["failed"], counts["seconds"]
+
+
+def _stage_call(folders: RunFolders, sequence: InputSequence, name: str) -> None:
+    """Fresh ``batches/<name>/`` (the input, linked) and ``outputs/<name>/`` for one call."""
+    in_dir, out_dir = folders.batches / name, folders.outputs / name
+    for folder in (in_dir, out_dir):
+        shutil.rmtree(folder, ignore_errors=True)  # a killed run's partial call
+        folder.mkdir(parents=True)
+    if sequence.is_video:
+        link(sequence.path, in_dir / name)
+    else:
+        for frame in sequence.files:
+            link(frame, in_dir / frame.name)
+
+
+def _end_call(
+    folders: RunFolders, done_dir: Path, sequence: InputSequence, name: str, reason: str | None
+) -> None:
+    """After a call: on success its outputs to ``done/`` and the ``.done`` mark (last); folders removed."""
+    in_dir, out_dir = folders.batches / name, folders.outputs / name
+    if reason is None:
+        stem = Path(name).stem if sequence.is_video else name
+        for suffix in (".csv", "_of_details.txt"):
+            produced = out_dir / f"{stem}{suffix}"
+            if produced.exists():
+                os.replace(produced, done_dir / f"{sequence.key}{suffix}")
+        (done_dir / f"{sequence.key}.done").write_text(f"{sequence.relative}\n", encoding="utf-8")
+    shutil.rmtree(in_dir, ignore_errors=True)
+    shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def run_sequence(
+    backend: NativeBackend | DockerBackend,
+    process: Callable[[str], int],
+    folders: RunFolders,
+    worker: int | str,
+    done_dir: Path,
+    sequence: InputSequence,
+    attempt: str,
+) -> str | None:
+    """One OpenFace call over ``sequence`` in folders of its own (``<key>-<attempt>``), as a
+    Dask task does (``openface_runner.cluster``); the failure reason, None on success."""
+    suffix = sequence.path.suffix.lower() if sequence.is_video else ""
+    name = f"{sequence.key}-{attempt}{suffix}"
+    _stage_call(folders, sequence, name)
+    log = folders.log(worker)  # type: ignore[arg-type]
+    try:
+        code = process(name)
+        reason = exit_reason(code, backend.timeout_s, log) if code else None
+    except BackendError as exc:
+        reason = f"OpenFace could not run ({exc}); see {log}"
+    _end_call(folders, done_dir, sequence, name, reason)
+    return reason
 
 
 def _follow(

@@ -1,0 +1,326 @@
+"""The runner on a Dask cluster: each image batch or each video is one Dask task.
+
+``--scheduler local:N`` starts a ``distributed.LocalCluster`` of N worker processes (one
+thread each) for the run; ``--scheduler tcp://host:8786`` uses a running scheduler and its
+workers (started by hand, by ``dask-jobqueue`` on SLURM, on Kubernetes...).
+
+Tasks carry paths, never pixels: the client stages the images into the run folder as the
+local runner does, and a task runs OpenFace on a batch of staged files and moves its outputs
+into the run folder's ``done/``, exactly as a local worker does. The client and every worker
+therefore need the run folder (and, for videos, the inputs) on a shared file system; a
+worker that cannot see them returns a clear failure for the batch (recorded per input, the
+next run retries it). The run folder's ``done/`` stays the single record of what is done:
+a client killed mid-run resumes on the next call, with or without a cluster, and the table
+is assembled by the client as in a local run (same rows, values and order).
+
+A task whose worker dies is rescheduled by Dask on another worker (the scheduler's
+``allowed-failures``); a task that raises is retried ``RETRIES`` times. Each attempt uses its
+own batch folders, so an OpenFace process orphaned by a killed worker cannot mix its outputs
+with the retry's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import re
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from openface_runner.errors import BackendError
+from openface_runner.folders import RUN_MARKER, RunFolders
+
+LOCAL = re.compile(r"^local:(\d+)$")
+CONNECT_TIMEOUT_S = 5
+WORKER_WAIT_S = 30
+RETRIES = 2
+
+
+def scheduler_arg(text: str) -> str:
+    """``--scheduler``: ``local:N`` (N >= 1) or a scheduler address such as ``tcp://host:8786``."""
+    match = LOCAL.match(text)
+    if (match and int(match.group(1)) >= 1) or re.match(r"^[a-z][a-z0-9+]*://\S+$", text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected local:N (N >= 1) or an address like tcp://host:8786, got {text!r}"
+    )
+
+
+@contextmanager
+def connect(scheduler: str, progress: bool = True) -> Iterator[Any]:
+    """A ``distributed.Client`` on ``scheduler`` (a ``LocalCluster`` for ``local:N``), closed after.
+
+    Raises:
+        BackendError: the scheduler does not answer within ``CONNECT_TIMEOUT_S``, or no worker
+            joined it within ``WORKER_WAIT_S``.
+    """
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    match = LOCAL.match(scheduler)
+    cluster = None
+    try:
+        if match:
+            cluster = LocalCluster(
+                n_workers=int(match.group(1)),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            )
+            client = Client(cluster)
+        else:
+            client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
+    except (OSError, TimeoutError, ValueError) as exc:  # ValueError: an unknown address scheme
+        if cluster is not None:
+            cluster.close()
+        raise BackendError(
+            f"Dask scheduler {scheduler} does not answer within {CONNECT_TIMEOUT_S} s "
+            f"({type(exc).__name__}); start it (dask scheduler) and its workers (dask worker {scheduler}), "
+            "or check the address"
+        ) from None
+    try:
+        try:
+            client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+        except (OSError, TimeoutError):
+            raise BackendError(
+                f"no Dask worker joined {scheduler} within {WORKER_WAIT_S} s; start some with "
+                f"dask worker {client.scheduler.address}"
+            ) from None
+        if progress and "dashboard" in client.scheduler_info().get("services", {}):
+            try:
+                import bokeh  # noqa: F401 - the dashboard's pages need it on the scheduler
+
+                hint = ""
+            except ImportError:
+                hint = " (its pages need bokeh where the scheduler runs)"
+            print(f"Dask dashboard: {client.dashboard_link}{hint}", flush=True)
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def worker_slots(client: Any) -> int:
+    """Tasks the cluster runs at once: the workers' threads."""
+    return max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
+
+
+def _worker_name() -> str:
+    """``dask-<host>-<port>`` of the worker running this task (its log's name)."""
+    try:
+        from distributed import get_worker
+
+        address = get_worker().address
+    except ValueError:  # not in a worker (a direct call)
+        address = f"{socket.gethostname()}-{os.getpid()}"
+    return "dask-" + re.sub(r"[^A-Za-z0-9.]+", "-", address.split("://")[-1]).strip("-")
+
+
+def _unseen(paths: list[Path]) -> str | None:
+    """The failure reason when this worker cannot see one of ``paths``; None when it sees them all."""
+    for path in paths:
+        if not path.exists():
+            return (
+                f"Dask worker {_worker_name()} on {socket.gethostname()} cannot see {path}: the run folder "
+                "and the inputs must be on a file system shared by the client and every worker"
+            )
+    return None
+
+
+def _on_this_worker(backend: Any) -> Any:
+    """The backend as this worker runs it: a native binary that is not here (OpenFace installed
+    at another path on this machine) is replaced by the tool of the same name beside this
+    worker's ``$OPENFACE_BIN``; anything else as it came."""
+    from openface_runner.native import BIN_ENV, NativeBackend
+
+    here = os.environ.get(BIN_ENV, "")
+    if not isinstance(backend, NativeBackend) or os.access(backend.binary or "-", os.X_OK) or not here:
+        return backend
+    backend = copy.copy(backend)
+    name = Path(backend.binary).name if backend.binary else Path(here).name
+    backend.binary = os.path.abspath(Path(here).with_name(name))
+    return backend
+
+
+def image_task(
+    backend: Any, folders: RunFolders, staged_dir: Path, done_dir: Path, batch: list, name: str
+) -> dict:
+    """One batch of staged images through OpenFace on a Dask worker (``runner.run_batch``).
+
+    Returns ``{"failed": {key: reason}, "seconds": s}``; outputs are in ``done_dir``.
+    """
+    from openface_runner.runner import run_batch
+
+    reason = _unseen([folders.root / RUN_MARKER, staged_dir, *(staged_dir / f"{i.key}.png" for i in batch)])
+    if reason is None:
+        backend = _on_this_worker(backend)
+        try:
+            backend.check(folders)
+        except BackendError as exc:
+            reason = f"OpenFace cannot run on Dask worker {_worker_name()} ({exc})"
+    if reason:
+        return {"failed": {i.key: reason for i in batch}, "seconds": 0.0}
+    worker = _worker_name()
+    seconds = [0.0]
+    with backend.session(worker, folders) as process:
+
+        def timed(call: str) -> int:
+            called = time.perf_counter()
+            try:
+                return process(call)
+            finally:
+                seconds[0] += time.perf_counter() - called
+
+        attempt = f"{name}-{uuid.uuid4().hex[:8]}"  # own folders: an orphaned call cannot mix in
+        failures = run_batch(backend, timed, folders, worker, staged_dir, done_dir, batch, attempt)
+    return {"failed": {i.key: why for i, why in failures}, "seconds": seconds[0]}
+
+
+def sequence_task(backend: Any, folders: RunFolders, done_dir: Path, sequence: Any) -> dict:
+    """One video or image sequence through OpenFace on a Dask worker (``video.run_sequence``).
+
+    Returns ``{"failed": {key: reason}, "seconds": s}``; outputs and the ``.done`` mark are in ``done_dir``.
+    """
+    from openface_runner.video import run_sequence
+
+    files = list(sequence.files) or [sequence.path]
+    reason = _unseen([folders.root / RUN_MARKER, done_dir, *files])
+    if reason is None:
+        backend = _on_this_worker(backend)
+        try:
+            backend.check(folders)
+        except BackendError as exc:
+            reason = f"OpenFace cannot run on Dask worker {_worker_name()} ({exc})"
+    if reason:
+        return {"failed": {sequence.key: reason}, "seconds": 0.0}
+    worker = _worker_name()
+    with backend.session(worker, folders) as process:
+        called = time.perf_counter()
+        reason = run_sequence(backend, process, folders, worker, done_dir, sequence, uuid.uuid4().hex[:8])
+        seconds = time.perf_counter() - called
+    return {"failed": {sequence.key: reason} if reason else {}, "seconds": seconds}
+
+
+def _run_tasks(
+    client: Any,
+    tasks: list[tuple[Callable[..., dict], tuple, list[str], int]],
+    bar: Any,
+) -> tuple[dict[str, str], int, int, float]:
+    """Submit ``(function, args, input keys, bar units)`` tasks; collect them as they finish.
+
+    A task that fails for good (its worker died ``allowed-failures`` times, or it raised
+    ``RETRIES`` + 1 times) fails each of its inputs with the reason; the next run retries them.
+    On Ctrl-C or SIGTERM the tasks not yet finished are cancelled and the interrupt propagates.
+    """
+    from distributed import as_completed
+
+    futures = {}
+    for function, args, keys, units in tasks:
+        future = client.submit(function, *args, retries=RETRIES, pure=False)
+        futures[future] = (keys, units)
+    failures: dict[str, str] = {}
+    calls = failed_calls = 0
+    seconds = 0.0
+    try:
+        for future in as_completed(futures):
+            keys, units = futures[future]
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 - any task error becomes the inputs' failure
+                result = {
+                    "failed": dict.fromkeys(
+                        keys, f"Dask task failed after retries ({type(exc).__name__}: {exc})"
+                    ),
+                    "seconds": 0.0,
+                }
+            calls += 1
+            failed_calls += len(result["failed"]) == len(keys)
+            failures.update(result["failed"])
+            seconds += result["seconds"]
+            bar.update(units)
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+    finally:
+        bar.close()
+    return failures, calls, failed_calls, seconds
+
+
+def process_images(
+    scheduler: str,
+    pending: list,
+    backend: Any,
+    folders: RunFolders,
+    staged_dir: Path,
+    done_dir: Path,
+    batch_size: int,
+    progress: bool,
+) -> tuple[dict[str, str], int, int, float, int]:
+    """``runner._process`` on a Dask cluster: each batch of staged images one task.
+
+    Batches hold ``min(batch_size, ceil(images / worker threads))`` images, so that every
+    worker gets work, as the local runner's shards do.
+
+    Returns:
+        ``(reason per failed image key, tasks, tasks none of whose images succeeded, seconds in
+        OpenFace calls summed over workers, worker threads)``.
+    """
+    from tqdm.auto import tqdm
+
+    with connect(scheduler, progress) as client:
+        slots = worker_slots(client)
+        size = max(1, min(batch_size, -(-len(pending) // slots)))
+        batches = [pending[start : start + size] for start in range(0, len(pending), size)]
+        bar = tqdm(
+            total=len(pending),
+            desc=f"OpenFace ({backend.name}, Dask {scheduler})",
+            unit="img",
+            disable=not progress,
+        )
+        tasks = [
+            (
+                image_task,
+                (backend, folders, staged_dir, done_dir, batch, f"d{number}"),
+                [i.key for i in batch],
+                len(batch),
+            )
+            for number, batch in enumerate(batches)
+        ]
+        return (*_run_tasks(client, tasks, bar), slots)
+
+
+def process_sequences(
+    scheduler: str,
+    pending: list,
+    backend: Any,
+    tool: str,
+    folders: RunFolders,
+    done_dir: Path,
+    progress: bool,
+) -> tuple[dict[str, str], int, int, float, int]:
+    """``video._process`` on a Dask cluster: each video or image sequence one task.
+
+    Returns:
+        as ``process_images``.
+    """
+    from tqdm.auto import tqdm
+
+    with connect(scheduler, progress) as client:
+        slots = worker_slots(client)
+        bar = tqdm(
+            total=sum(s.frames for s in pending),
+            desc=f"OpenFace {tool} ({backend.name}, Dask {scheduler})",
+            unit="frame",
+            disable=not progress,
+        )
+        tasks = [(sequence_task, (backend, folders, done_dir, s), [s.key], s.frames) for s in pending]
+        return (*_run_tasks(client, tasks, bar), slots)
