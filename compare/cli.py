@@ -135,7 +135,7 @@ def _run_dataset(args, out: Path) -> int:
     from compare.dataset import check_folder, load_dataset, safe_name
     from compare.report import render_compare_report, render_index
     from compare.run import CompareSettings, compute_comparison, write_compare_results
-    from compare.transfer import confusion_growth, in_domain
+    from compare.transfer import in_domain
     from explain.errors import ExplainError
     from explain.openface import OpenFaceSettings, check_openface, extract
 
@@ -174,6 +174,7 @@ def _run_dataset(args, out: Path) -> int:
     except ExplainError as error:
         raise CompareError(str(error)) from None
     data, info = load_dataset(Path(table), Path(media), train, name, source, args.subject)
+    fer_confusion = out / "compare" / "confusion.csv"  # the FER2013 page's, when `make compare` ran here
     settings = CompareSettings(
         out_dir=out / f"compare-{name}",
         cnn_model=args.model,
@@ -181,6 +182,7 @@ def _run_dataset(args, out: Path) -> int:
         seed=args.seed,
         fer_package=not args.no_fer_package,
         dataset=info.as_dict(),
+        fer2013_confusion=pd.read_csv(fer_confusion) if fer_confusion.is_file() else None,
     )
     results = compute_comparison(data, settings)
     transfer, tables = in_domain(data, results.tables["logit_coefficients.csv"][0], args.resamples, args.seed)
@@ -190,10 +192,6 @@ def _run_dataset(args, out: Path) -> int:
     if fer_metrics.is_file():
         fer_models = json.loads(fer_metrics.read_text()).get("models", {})
         results.metrics["calibration_fer2013"] = {k: v.get("calibration") for k, v in fer_models.items()}
-    fer_confusion = out / "compare" / "confusion.csv"
-    if fer_confusion.is_file():
-        growth = confusion_growth(results.tables["confusion.csv"][0], pd.read_csv(fer_confusion))
-        results.metrics["confusion_growth"] = growth
     write_compare_results(results, settings.out_dir)
     metrics = results.metrics
     _print_scores(metrics)

@@ -36,6 +36,58 @@ def pick_disagreements(
     return pd.DataFrame(rows, columns=["position", "case"])
 
 
+def pick_grown_confusions(
+    truth: np.ndarray,
+    labels: dict[str, np.ndarray],
+    growth: dict[str, list[dict]],
+    max_confusions: int = 3,
+    per_confusion: int = 4,
+    exclude: set[int] | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The faces behind the confusions that grew most against FER2013 (``transfer.confusion_growth``).
+
+    The ``max_confusions`` (model, true -> predicted) of largest growth over all models (one per
+    true -> predicted pair), and for each up to ``per_confusion`` faces of that true emotion the
+    model called the predicted one (a fixed ``seed`` picks them; a face is shown once, and never
+    one in ``exclude``, the disagreement gallery's positions).
+
+    Args:
+        truth: (n,) true labels; labels: model key -> (n,) labels on the same faces.
+
+    Returns:
+        ``position``, ``case`` ("grown"), ``model``, ``confusion`` ("true → predicted") and
+        ``explain`` (the predicted emotion, whose log-odds under the AU logit are broken down; the
+        true emotion's where the predicted one is the reference, neutral).
+    """
+    rng = np.random.default_rng(seed)
+    ranked = sorted(
+        ((r["growth"], model, r["true"], r["predicted"]) for model, rs in growth.items() for r in rs),
+        key=lambda r: -r[0],
+    )
+    used, pairs, rows = set(exclude or ()), set(), []
+    for _, model, true, predicted in ranked:
+        if len(pairs) >= max_confusions or model not in labels:
+            continue
+        if (true, predicted) in pairs:
+            continue
+        pool = [
+            int(p)
+            for p in rng.permutation(np.flatnonzero((truth == true) & (labels[model] == predicted)))
+            if int(p) not in used
+        ][:per_confusion]
+        if not pool:
+            continue
+        pairs.add((true, predicted))
+        used.update(pool)
+        rows += [
+            {"position": p, "case": "grown", "model": model, "confusion": f"{true} → {predicted}",
+             "explain": predicted}
+            for p in pool
+        ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["position", "case", "model", "confusion", "explain"])
+
+
 def au_contributions(model: AULogitModel, row: pd.Series, emotion: str) -> pd.Series:
     """Each term's contribution to ``emotion``'s log-odds versus the reference for one face.
 
@@ -57,8 +109,9 @@ def gallery_tables(
     """The gallery's rows and the long table of AU contributions behind them.
 
     Args:
-        chosen: ``pick_disagreements`` output; ``position`` indexes ``faces`` and the
-            probability tables (paired faces, same order).
+        chosen: ``pick_disagreements`` (or ``pick_grown_confusions``) output; ``position`` indexes
+            ``faces`` and the probability tables (paired faces, same order); an optional
+            ``explain`` column names the emotion whose log-odds are broken down.
         faces: the paired PrivateTest AU rows (``image``, ``label``, ``confidence``, AUs).
 
     Returns:
@@ -68,11 +121,14 @@ def gallery_tables(
         contributions: image, term, contribution.
     """
     cards, parts = [], []
-    for position, case in chosen[["position", "case"]].itertuples(index=False):
+    for row_index, position, case in chosen[["position", "case"]].itertuples():
         face = faces.iloc[position]
         au_pred = au_prob.iloc[position].idxmax()
         cnn_pred = cnn_prob.iloc[position].idxmax()
         explained = au_pred if au_pred != model.reference else face[LABEL]
+        asked = chosen.at[row_index, "explain"] if "explain" in chosen else None
+        if isinstance(asked, str):  # a grown confusion: why the AUs point to the confused emotion
+            explained = asked if asked != model.reference else face[LABEL]
         if explained == model.reference:
             explained = cnn_pred
         terms = au_contributions(model, face, explained)
@@ -93,4 +149,6 @@ def gallery_tables(
         parts.append(
             pd.DataFrame({"image": face["image"], "term": terms.index, "contribution": terms.to_numpy()})
         )
+    if not cards:
+        return pd.DataFrame(cards), pd.DataFrame(columns=["image", "term", "contribution"])
     return pd.DataFrame(cards), pd.concat(parts, ignore_index=True)

@@ -42,8 +42,7 @@ def render_compare_report(results_dir: str | Path, html_path: str | Path) -> Pat
             confusion, models, [k for k in models if k in set(confusion["model"])]
         ),
         "kappa": figures.kappa_heatmap(kappa, models),
-        # another dataset's page only: the FER2013 page's figures are pinned (tests/test_compare.py)
-        "reliability": figures.reliability(models) if "dataset" in metrics else "",
+        "reliability": figures.reliability(models),
         **_surrogate_heatmaps(results),
         **_transfer_heatmaps(results),
     }
@@ -157,8 +156,22 @@ def _cards(results: Path) -> list[dict]:
         return []
     contributions = pd.read_csv(results / "gallery_contributions.csv")
     maps = np.load(results / "gallery.npz")
+    metrics = read_json(results / "metrics.json")
+    names = {k: v["name"] for k, v in metrics["models"].items()}
+    labels = pd.DataFrame()
+    if (cards["case"] == "grown").any():  # each model's prediction on the confusions' faces
+        labels = pd.read_csv(results / "predictions.csv", keep_default_na=False).drop_duplicates("image")
+        labels = labels.set_index("image")
     out = []
     for i, card in enumerate(cards.to_dict("records")):
+        if card["case"] == "grown":
+            row = labels.loc[card["image"]] if card["image"] in labels.index else {}
+            card["predictions"] = [
+                {"name": name, "label": row[key], "ok": row[key] == card["true"]}
+                for key, name in names.items()
+                if key in row
+            ]
+            card["model_name"] = names.get(card["model"], card["model"])
         terms = contributions[contributions["image"] == card["image"]].set_index("term")["contribution"]
         aus = terms.drop("const", errors="ignore")
         ranked = aus.reindex(aus.abs().sort_values(ascending=False).index)

@@ -22,7 +22,7 @@ from analysis.logit import LogitFit
 from analysis.results import results_unit
 from compare import models
 from compare.data import CompareData, CompareError, load_compare_data
-from compare.gallery import gallery_tables, pick_disagreements
+from compare.gallery import gallery_tables, pick_disagreements, pick_grown_confusions
 from compare.statistics import calibration, kappa_matrix, mcnemar_exact, scores_with_ci
 from compare.surrogate import fit_surrogate
 
@@ -50,6 +50,11 @@ class CompareSettings:
     glassbox: str | None = None  # default: the model `make fit-glassbox` selected, else DEFAULT_GLASSBOX
     dataset: dict | None = None  # another labelled dataset (compare.dataset): what the page says about it
     seed_logit: bool = True  # the seed-data logit row (FER2013's page; left out for another dataset)
+    # another dataset: the FER2013 page's confusion.csv; the confusions that grew most against it
+    # (``metrics.json`` ``confusion_growth``) and their faces in the gallery (case "grown")
+    fer2013_confusion: pd.DataFrame | None = None
+    grown_confusions: int = 3
+    grown_per_confusion: int = 4
 
 
 @dataclass
@@ -118,6 +123,21 @@ def compute_comparison(data: CompareData, settings: CompareSettings) -> CompareR
         settings.gallery_per_case,
         settings.seed,
     )
+    growth = None
+    if settings.fer2013_confusion is not None:
+        from compare.transfer import confusion_growth
+
+        growth = confusion_growth(confusion, settings.fer2013_confusion)
+        grown = pick_grown_confusions(
+            test["label"].to_numpy()[paired],
+            {k: v[paired] for k, v in labels.items()},
+            growth,
+            settings.grown_confusions,
+            settings.grown_per_confusion,
+            exclude=set(chosen["position"]),
+            seed=settings.seed,
+        )
+        chosen = pd.concat([chosen, grown], ignore_index=True)
     cards, contributions = gallery_tables(
         chosen,
         test[paired].reset_index(drop=True),
@@ -125,7 +145,9 @@ def compute_comparison(data: CompareData, settings: CompareSettings) -> CompareR
         by_key[REFERENCE_MODEL].probabilities[paired].reset_index(drop=True),
         logit_fit.model,
     )
-    faces = data.pixels[paired][chosen["position"].to_numpy()]
+    if "model" in chosen:  # the grown confusions' cards say which model's confusion they show
+        cards = cards.assign(model=chosen["model"].to_numpy(), confusion=chosen["confusion"].to_numpy())
+    faces = data.pixels[paired][chosen["position"].to_numpy(dtype=int)]
     cams = _gradcam_maps(by_key["cnn"].extra["model"], faces)
 
     tables = {
@@ -165,6 +187,8 @@ def compute_comparison(data: CompareData, settings: CompareSettings) -> CompareR
     }
     if settings.dataset is not None:
         metrics["dataset"] = settings.dataset
+    if growth is not None:
+        metrics["confusion_growth"] = growth
     return CompareResults(tables, metrics, faces[..., 0], cams.astype(np.float16))
 
 

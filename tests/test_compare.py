@@ -224,9 +224,10 @@ def test_compare_and_index_pages_in_headless_chromium(compare_run, tmp_path):
     out, metrics = compare_run
     seen = open_in_chromium(out / "compare.html", tmp_path / "compare.png")
     assert seen["errors"] == [] and seen["broken_images"] == []
-    assert seen["images"] == 6 + 12  # figures + one picture per gallery card
+    assert seen["images"] == 7 + 12  # figures (reliability diagram included) + one picture per gallery card
     assert (tmp_path / "compare.png").stat().st_size > 100_000
     page = (out / "compare.html").read_text()
     assert f"{metrics['models']['logit_au_r']['accuracy']:.3f}" in page
+    assert 'alt="Reliability diagram' in page  # calibration on the FER2013 page too
     index = open_in_chromium(out / "index.html", tmp_path / "index.png")
     assert index["errors"] == [] and "compare.html" in (out / "index.html").read_text()

@@ -88,6 +88,18 @@ def _args(out: Path, train: Path, *more: str) -> list[str]:
 def test_labelled_folder_through_the_runner_and_as_a_table(stand_in, labelled, train_table, tmp_path, capsys):
     out, cache = tmp_path / "reports", tmp_path / "cache"
     openface = ["--backend", "native", "--openface-bin", str(stand_in), "--cache", str(cache)]
+    # A FER2013 page's confusion.csv in the same reports folder, made up: every model right on every
+    # face there, so every confusion made here "grew" and its faces go to the gallery.
+    fer_rows = [
+        (key, true, predicted, 10 if true == predicted else 0)
+        for key in ("logit_au_r", "glassbox", "hgb_au_rc", "cnn", "majority")
+        for true in EMOTIONS
+        for predicted in EMOTIONS
+    ]
+    (out / "compare").mkdir(parents=True)
+    pd.DataFrame(fer_rows, columns=["model", "true", "predicted", "count"]).to_csv(
+        out / "compare" / "confusion.csv", index=False
+    )
     assert main(_args(out, train_table, "--in", str(labelled), *openface, "--subject", r"_(\d)")) == 0
     metrics = json.loads((out / "compare-posed" / "metrics.json").read_text())
     dataset = metrics["dataset"]
@@ -121,6 +133,28 @@ def test_labelled_folder_through_the_runner_and_as_a_table(stand_in, labelled, t
     page = (out / "compare-posed.html").read_text()
     assert "contempt" in page and "Subjects" in page and "Calibration" in page and "Transfer against" in page
     assert 'href="compare-posed.html"' in (out / "index.html").read_text()
+
+    # Where the errors go: the faces behind the confusions that grew most, at most 3 x 4, each one
+    # a face of the true emotion that the named model called the confused one, with its explanation.
+    assert metrics["confusion_growth"] and any(metrics["confusion_growth"].values())
+    results = out / "compare-posed"
+    gallery = pd.read_csv(results / "gallery.csv")
+    grown = gallery[gallery["case"] == "grown"]
+    assert 0 < grown["confusion"].nunique() <= 3 and grown["confusion"].value_counts().max() <= 4
+    assert grown["image"].is_unique and gallery["image"].is_unique  # no face twice in the gallery
+    by_image = predictions.set_index("image")
+    for card in grown.itertuples():
+        true, predicted = card.confusion.split(" → ")
+        assert card.true == true and by_image.loc[card.image, card.model] == predicted
+        assert {"true": true, "predicted": predicted} in [
+            {k: r[k] for k in ("true", "predicted")} for r in metrics["confusion_growth"][card.model]
+        ]
+    contributions = pd.read_csv(results / "gallery_contributions.csv")
+    sums = contributions.groupby("image")["contribution"].sum()
+    assert np.allclose(sums[gallery["image"]].to_numpy(), gallery["log_odds"].to_numpy())
+    assert len(np.load(results / "gallery.npz")["faces"]) == len(gallery)  # one crop per card
+    assert 'id="grown-gallery"' in page and page.count('class="card grown"') == len(grown)
+    assert 'alt="Reliability diagram' in page
 
     # The same faces from the table alone (AUS= IMAGES=): the same AU scores.
     again = tmp_path / "again"
@@ -323,3 +357,33 @@ def test_confusions_that_grew_most():
         "true": "neutral", "predicted": "sad", "share": 0.6, "share_fer2013": 0.1, "growth": 0.5, "count": 6
     }  # fmt: skip
     assert len(growth) == 1  # sad -> neutral did not grow
+
+
+def test_grown_confusions_pick_bounded_faces_of_each_confusion():
+    from compare.gallery import pick_grown_confusions
+
+    truth = np.array(["neutral"] * 10 + ["happy"] * 10 + ["sad"] * 10)
+    a = np.array(["sad"] * 8 + ["neutral"] * 2 + ["happy"] * 10 + ["angry"] * 6 + ["sad"] * 4)
+    b = np.array(["sad"] * 10 + ["surprise"] * 10 + ["sad"] * 10)
+
+    def grew(true: str, predicted: str, growth: float) -> dict:
+        return {"true": true, "predicted": predicted, "growth": growth}
+
+    growth = {
+        "a": [grew("neutral", "sad", 0.5), grew("sad", "angry", 0.2)],
+        "b": [grew("neutral", "sad", 0.6), grew("happy", "surprise", 0.4)],
+    }
+    chosen = pick_grown_confusions(truth, {"a": a, "b": b}, growth, 2, 4, exclude={0, 1})
+    # the two largest distinct confusions: b's neutral -> sad (0.6), then b's happy -> surprise (0.4)
+    firsts = chosen.drop_duplicates("confusion")
+    assert list(zip(firsts["model"], firsts["confusion"], strict=True)) == [
+        ("b", "neutral → sad"),
+        ("b", "happy → surprise"),
+    ]
+    assert chosen.groupby("confusion").size().max() == 4 and chosen["position"].is_unique
+    assert not {0, 1} & set(chosen["position"])
+    for row in chosen.itertuples():
+        true, predicted = row.confusion.split(" → ")
+        assert truth[row.position] == true and {"a": a, "b": b}[row.model][row.position] == predicted
+        assert row.explain == predicted
+    assert pick_grown_confusions(truth, {"a": a}, {}, 3, 4).empty
