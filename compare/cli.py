@@ -108,12 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 fer_package=not args.no_fer_package,
             )
             metrics = run_compare(data, settings)
-            print(f"{'model':<48} {'acc':>6} {'95% CI':>16} {'macro-F1':>9} {'end-to-end acc':>15}")
-            for r in metrics["models"].values():
-                low, high = r["accuracy_ci"]
-                e2e = r["end_to_end"]["accuracy"]
-                ci = f"[{low:.3f}, {high:.3f}]"
-                print(f"{r['name']:<48} {r['accuracy']:6.3f} {ci:>16} {r['macro_f1']:9.3f} {e2e:15.3f}")
+            _print_scores(metrics)
             print(
                 f"paired faces {metrics['n_paired']}, surrogate fidelity {metrics['surrogate_fidelity']:.3f}"
             )

@@ -12,17 +12,6 @@ import math
 from openface_runner.staging import MAX_BORDER
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1 (``--workers``, ``--batch-size``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
-
-
 def upscale(text: str) -> float | None:
     """``auto`` (None) or a finite factor >= 1 (1 = no upscaling)."""
     if text == "auto":
@@ -46,15 +35,4 @@ def border(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected auto or a whole number of px, got {text!r}") from None
     if not 0 <= value <= MAX_BORDER:
         raise argparse.ArgumentTypeError(f"expected auto or 0 to {MAX_BORDER} px, got {value}")
-    return value
-
-
-def seconds(text: str) -> float:
-    """A finite duration > 0, in seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text}")
     return value

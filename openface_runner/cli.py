@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from analysis.arguments import positive, positive_number
 from openface_runner import arguments
 from openface_runner.backends import BATCH_TIMEOUT_S, DEFAULT_IMAGE, make_backend
 from openface_runner.cluster import scheduler_arg
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--workers",
-            type=arguments.positive_int,
+            type=positive,
             default=os.cpu_count() or 1,
             help="parallel OpenFace processes (default: CPU count)",
         )
@@ -82,13 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--batch-size",
-            type=arguments.positive_int,
+            type=positive,
             default=200,
             help="images per OpenFace call (default: 200)",
         )
         sub.add_argument(
             "--batch-timeout",
-            type=arguments.seconds,
+            type=positive_number,
             default=BATCH_TIMEOUT_S,
             help=f"time limit of one OpenFace call, s (default: {BATCH_TIMEOUT_S:g})",
         )

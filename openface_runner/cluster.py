@@ -151,6 +151,19 @@ def _on_this_worker(backend: Any) -> Any:
     return backend
 
 
+def _ready(backend: Any, folders: RunFolders, paths: list[Path]) -> tuple[Any, str | None]:
+    """The backend as this worker runs it, and why a task cannot run here (None: it can):
+    a path the worker cannot see (no shared file system) or an OpenFace it cannot start."""
+    reason = _unseen(paths)
+    if reason is None:
+        backend = _on_this_worker(backend)
+        try:
+            backend.check(folders)
+        except BackendError as exc:
+            reason = f"OpenFace cannot run on Dask worker {_worker_name()} ({exc})"
+    return backend, reason
+
+
 def image_task(
     backend: Any, folders: RunFolders, staged_dir: Path, done_dir: Path, batch: list, name: str
 ) -> dict:
@@ -160,13 +173,8 @@ def image_task(
     """
     from openface_runner.runner import run_batch
 
-    reason = _unseen([folders.root / RUN_MARKER, staged_dir, *(staged_dir / f"{i.key}.png" for i in batch)])
-    if reason is None:
-        backend = _on_this_worker(backend)
-        try:
-            backend.check(folders)
-        except BackendError as exc:
-            reason = f"OpenFace cannot run on Dask worker {_worker_name()} ({exc})"
+    paths = [folders.root / RUN_MARKER, staged_dir, *(staged_dir / f"{i.key}.png" for i in batch)]
+    backend, reason = _ready(backend, folders, paths)
     if reason:
         return {"failed": {i.key: reason for i in batch}, "seconds": 0.0}
     worker = _worker_name()
@@ -193,13 +201,7 @@ def sequence_task(backend: Any, folders: RunFolders, done_dir: Path, sequence: A
     from openface_runner.video import run_sequence
 
     files = list(sequence.files) or [sequence.path]
-    reason = _unseen([folders.root / RUN_MARKER, done_dir, *files])
-    if reason is None:
-        backend = _on_this_worker(backend)
-        try:
-            backend.check(folders)
-        except BackendError as exc:
-            reason = f"OpenFace cannot run on Dask worker {_worker_name()} ({exc})"
+    backend, reason = _ready(backend, folders, [folders.root / RUN_MARKER, done_dir, *files])
     if reason:
         return {"failed": {sequence.key: reason}, "seconds": 0.0}
     worker = _worker_name()
