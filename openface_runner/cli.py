@@ -385,6 +385,7 @@ def _benchmark_cluster(args, backend, sequences: bool) -> int:
             with connect(f"local:{n}" if match else args.scheduler, progress=not args.quiet) as client:
                 client.run(importlib.import_module, "openface_runner.runner")
                 client.run(importlib.import_module, "openface_runner.video")
+                client.run(importlib.import_module, "cv2")  # staging's (imported on first use)
                 slots = worker_slots(client)
                 start_s = time.perf_counter() - started
                 address = client.scheduler.address

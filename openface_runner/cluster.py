@@ -4,14 +4,21 @@
 thread each) for the run; ``--scheduler tcp://host:8786`` uses a running scheduler and its
 workers (started by hand, by ``dask-jobqueue`` on SLURM, on Kubernetes...).
 
-Tasks carry paths, never pixels: the client stages the images into the run folder as the
-local runner does, and a task runs OpenFace on a batch of staged files and moves its outputs
-into the run folder's ``done/``, exactly as a local worker does. The client and every worker
-therefore need the run folder (and, for videos, the inputs) on a shared file system; a
-worker that cannot see them returns a clear failure for the batch (recorded per input, the
-next run retries it). The run folder's ``done/`` stays the single record of what is done:
-a client killed mid-run resumes on the next call, with or without a cluster, and the table
-is assembled by the client as in a local run (same rows, values and order).
+Tasks carry paths, never pixels: a task stages its batch of images into the run folder, runs
+OpenFace on the staged files, moves its outputs into the run folder's ``done/`` and parses
+them, exactly as a local worker does (``runner.process_batch``), and returns each image's
+face row or failure reason (a few hundred numbers an image). The client and every worker
+therefore need the inputs and the run folder on a shared file system; a worker that cannot
+see them returns a clear failure for the batch (recorded per input, the next run retries
+it). The run folder's ``done/`` stays the single record of what is done: a client killed
+mid-run resumes on the next call, with or without a cluster, and the table is assembled by
+the client as in a local run (same rows, values and order).
+
+On ``local:N`` with no more workers than CPUs, worker ``i``'s OpenFace is confined to its own
+CPUs (``runner.cpu_shares``: OpenFace's own threads spread one process over ~1.3 CPUs, and
+unconfined workers contend); the task looks its worker's share up by the worker's name
+(LocalCluster names its workers 0..N-1, a restarted one keeps its name). On a remote scheduler
+nothing is confined: start one ``dask worker --nthreads 1`` per CPU (``taskset -c`` to pin it).
 
 A task whose worker dies is rescheduled by Dask on another worker (the scheduler's
 ``allowed-failures``); a task that raises is retried ``RETRIES`` times. Each attempt uses its
@@ -40,6 +47,7 @@ LOCAL = re.compile(r"^local:(\d+)$")
 CONNECT_TIMEOUT_S = 5
 WORKER_WAIT_S = 30
 RETRIES = 2
+STARTED: dict[str, int] = {}  # scheduler address -> N of each local:N cluster this process runs now
 
 
 def scheduler_arg(text: str) -> str:
@@ -66,6 +74,7 @@ def connect(scheduler: str, progress: bool = True) -> Iterator[Any]:
 
     match = LOCAL.match(scheduler)
     cluster = None
+    started: set[str] = set()
     try:
         if match:
             cluster = LocalCluster(
@@ -76,6 +85,8 @@ def connect(scheduler: str, progress: bool = True) -> Iterator[Any]:
                 silence_logs=logging.ERROR,
             )
             client = Client(cluster)
+            started = {cluster.scheduler_address, client.scheduler.address}
+            STARTED.update(dict.fromkeys(started, int(match.group(1))))  # its workers: here, named 0..N-1
         else:
             client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
     except (OSError, TimeoutError, ValueError) as exc:  # ValueError: an unknown address scheme
@@ -106,12 +117,38 @@ def connect(scheduler: str, progress: bool = True) -> Iterator[Any]:
     finally:
         client.close()
         if cluster is not None:
+            for address in started:
+                STARTED.pop(address, None)
             cluster.close()
 
 
 def worker_slots(client: Any) -> int:
     """Tasks the cluster runs at once: the workers' threads."""
     return max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
+
+
+def cpu_plan(scheduler: str) -> dict[Any, frozenset[int]] | None:
+    """The CPUs of each ``local:N`` worker by its name (0..N-1; ``runner.cpu_shares``), also for
+    the address of a ``local:N`` cluster this process runs (``connect``; the benchmark passes
+    that); None (nothing confined) for another scheduler or more workers than CPUs."""
+    from openface_runner.runner import cpu_shares
+
+    match = LOCAL.match(scheduler)
+    workers = int(match.group(1)) if match else STARTED.get(scheduler)
+    shares = cpu_shares(workers) if workers else None
+    return dict(enumerate(shares)) if shares else None
+
+
+def _my_cpus(plan: dict[Any, frozenset[int]] | None) -> frozenset[int] | None:
+    """This worker's CPUs in ``plan`` (None: not confined, or not in a worker)."""
+    if not plan:
+        return None
+    try:
+        from distributed import get_worker
+
+        return plan.get(get_worker().name)
+    except ValueError:  # not in a worker (a direct call)
+        return None
 
 
 def _worker_name() -> str:
@@ -165,21 +202,32 @@ def _ready(backend: Any, folders: RunFolders, paths: list[Path]) -> tuple[Any, s
 
 
 def image_task(
-    backend: Any, folders: RunFolders, staged_dir: Path, done_dir: Path, batch: list, name: str
+    backend: Any,
+    folders: RunFolders,
+    staged_dir: Path,
+    done_dir: Path,
+    batch: list,
+    name: str,
+    upscale: float | None = None,
+    border: int | None = None,
+    plan: dict[Any, frozenset[int]] | None = None,
 ) -> dict:
-    """One batch of staged images through OpenFace on a Dask worker (``runner.run_batch``).
+    """One batch of images staged, through OpenFace and parsed on a Dask worker
+    (``runner.process_batch``), OpenFace confined to this worker's CPUs in ``plan``.
 
-    Returns ``{"failed": {key: reason}, "seconds": s}``; outputs are in ``done_dir``.
+    Returns ``{"outcomes": {key: face row or reason}, "staged": images staged, "calls": OpenFace
+    calls (0 or 1), "failed_calls": 0 or 1, "seconds": s}``; outputs are in ``done_dir``.
     """
-    from openface_runner.runner import run_batch
+    from openface_runner.runner import process_batch
 
-    paths = [folders.root / RUN_MARKER, staged_dir, *(staged_dir / f"{i.key}.png" for i in batch)]
+    paths = [folders.root / RUN_MARKER, staged_dir, done_dir, *(i.path for i in batch)]
     backend, reason = _ready(backend, folders, paths)
     if reason:
-        return {"failed": {i.key: reason for i in batch}, "seconds": 0.0}
+        outcomes = {i.key: reason for i in batch}
+        return {"outcomes": outcomes, "staged": len(batch), "calls": 1, "failed_calls": 1, "seconds": 0.0}
     worker = _worker_name()
     seconds = [0.0]
-    with backend.session(worker, folders) as process:
+    with backend.session(worker, folders, cpus=_my_cpus(plan)) as process:
 
         def timed(call: str) -> int:
             called = time.perf_counter()
@@ -189,39 +237,60 @@ def image_task(
                 seconds[0] += time.perf_counter() - called
 
         attempt = f"{name}-{uuid.uuid4().hex[:8]}"  # own folders: an orphaned call cannot mix in
-        failures = run_batch(backend, timed, folders, worker, staged_dir, done_dir, batch, attempt)
-    return {"failed": {i.key: why for i, why in failures}, "seconds": seconds[0]}
+        result = process_batch(
+            backend, timed, folders, worker, staged_dir, done_dir, batch, attempt, upscale, border
+        )
+    return {
+        "outcomes": result.outcomes,
+        "staged": result.staged,
+        "calls": result.calls,
+        "failed_calls": result.failed_calls,
+        "seconds": seconds[0],
+    }
 
 
-def sequence_task(backend: Any, folders: RunFolders, done_dir: Path, sequence: Any) -> dict:
-    """One video or image sequence through OpenFace on a Dask worker (``video.run_sequence``).
+def sequence_task(
+    backend: Any,
+    folders: RunFolders,
+    done_dir: Path,
+    sequence: Any,
+    plan: dict[Any, frozenset[int]] | None = None,
+) -> dict:
+    """One video or image sequence through OpenFace on a Dask worker (``video.run_sequence``),
+    confined to this worker's CPUs in ``plan``.
 
-    Returns ``{"failed": {key: reason}, "seconds": s}``; outputs and the ``.done`` mark are in ``done_dir``.
+    Returns ``{"outcomes": {key: reason} (empty on success), "calls": 1, "failed_calls": 0 or 1,
+    "seconds": s}``; outputs and the ``.done`` mark are in ``done_dir``.
     """
     from openface_runner.video import run_sequence
 
     files = list(sequence.files) or [sequence.path]
     backend, reason = _ready(backend, folders, [folders.root / RUN_MARKER, done_dir, *files])
     if reason:
-        return {"failed": {sequence.key: reason}, "seconds": 0.0}
+        return {"outcomes": {sequence.key: reason}, "calls": 1, "failed_calls": 1, "seconds": 0.0}
     worker = _worker_name()
-    with backend.session(worker, folders) as process:
+    with backend.session(worker, folders, cpus=_my_cpus(plan)) as process:
         called = time.perf_counter()
         reason = run_sequence(backend, process, folders, worker, done_dir, sequence, uuid.uuid4().hex[:8])
         seconds = time.perf_counter() - called
-    return {"failed": {sequence.key: reason} if reason else {}, "seconds": seconds}
+    outcomes = {sequence.key: reason} if reason else {}
+    return {"outcomes": outcomes, "calls": 1, "failed_calls": int(bool(reason)), "seconds": seconds}
 
 
 def _run_tasks(
     client: Any,
     tasks: list[tuple[Callable[..., dict], tuple, list[str], int]],
     bar: Any,
-) -> tuple[dict[str, str], int, int, float]:
+) -> tuple[dict[str, Any], int, int, float, int]:
     """Submit ``(function, args, input keys, bar units)`` tasks; collect them as they finish.
 
     A task that fails for good (its worker died ``allowed-failures`` times, or it raised
     ``RETRIES`` + 1 times) fails each of its inputs with the reason; the next run retries them.
     On Ctrl-C or SIGTERM the tasks not yet finished are cancelled and the interrupt propagates.
+
+    Returns:
+        ``(outcome per input key, OpenFace calls, calls failed, seconds in OpenFace calls,
+        inputs processed)``.
     """
     from distributed import as_completed
 
@@ -229,8 +298,8 @@ def _run_tasks(
     for function, args, keys, units in tasks:
         future = client.submit(function, *args, retries=RETRIES, pure=False)
         futures[future] = (keys, units)
-    failures: dict[str, str] = {}
-    calls = failed_calls = 0
+    outcomes: dict[str, Any] = {}
+    calls = failed_calls = processed = 0
     seconds = 0.0
     try:
         for future in as_completed(futures):
@@ -238,15 +307,17 @@ def _run_tasks(
             try:
                 result = future.result()
             except Exception as exc:  # noqa: BLE001 - any task error becomes the inputs' failure
+                reason = f"Dask task failed after retries ({type(exc).__name__}: {exc})"
                 result = {
-                    "failed": dict.fromkeys(
-                        keys, f"Dask task failed after retries ({type(exc).__name__}: {exc})"
-                    ),
+                    "outcomes": dict.fromkeys(keys, reason),
+                    "calls": 1,
+                    "failed_calls": 1,
                     "seconds": 0.0,
                 }
-            calls += 1
-            failed_calls += len(result["failed"]) == len(keys)
-            failures.update(result["failed"])
+            calls += result["calls"]
+            failed_calls += result["failed_calls"]
+            processed += result.get("staged", len(keys))
+            outcomes.update(result["outcomes"])
             seconds += result["seconds"]
             bar.update(units)
     except BaseException:
@@ -254,7 +325,7 @@ def _run_tasks(
         raise
     finally:
         bar.close()
-    return failures, calls, failed_calls, seconds
+    return outcomes, calls, failed_calls, seconds, processed
 
 
 def process_images(
@@ -266,15 +337,18 @@ def process_images(
     done_dir: Path,
     batch_size: int,
     progress: bool,
-) -> tuple[dict[str, str], int, int, float, int]:
-    """``runner._process`` on a Dask cluster: each batch of staged images one task.
+    upscale: float | None = None,
+    border: int | None = None,
+) -> tuple[dict[str, Any], int, int, int, float, int]:
+    """``runner._process`` on a Dask cluster: each batch of images one task (stage, OpenFace, parse).
 
     Batches hold ``min(batch_size, ceil(images / worker threads))`` images, so that every
     worker gets work, as the local runner's shards do.
 
     Returns:
-        ``(reason per failed image key, tasks, tasks none of whose images succeeded, seconds in
-        OpenFace calls summed over workers, worker threads)``.
+        ``(face row or failure reason per image key, images staged, tasks that called OpenFace,
+        those none of whose OpenFace images succeeded, seconds in OpenFace calls summed over
+        workers, worker threads)``.
     """
     from tqdm.auto import tqdm
 
@@ -288,16 +362,18 @@ def process_images(
             unit="img",
             disable=not progress,
         )
+        plan = cpu_plan(scheduler)
         tasks = [
             (
                 image_task,
-                (backend, folders, staged_dir, done_dir, batch, f"d{number}"),
+                (backend, folders, staged_dir, done_dir, batch, f"d{number}", upscale, border, plan),
                 [i.key for i in batch],
                 len(batch),
             )
             for number, batch in enumerate(batches)
         ]
-        return (*_run_tasks(client, tasks, bar), slots)
+        outcomes, calls, failed_calls, seconds, processed = _run_tasks(client, tasks, bar)
+        return outcomes, processed, calls, failed_calls, seconds, slots
 
 
 def process_sequences(
@@ -324,5 +400,7 @@ def process_sequences(
             unit="frame",
             disable=not progress,
         )
-        tasks = [(sequence_task, (backend, folders, done_dir, s), [s.key], s.frames) for s in pending]
-        return (*_run_tasks(client, tasks, bar), slots)
+        plan = cpu_plan(scheduler)
+        tasks = [(sequence_task, (backend, folders, done_dir, s, plan), [s.key], s.frames) for s in pending]
+        failures, calls, failed_calls, seconds, _ = _run_tasks(client, tasks, bar)
+        return failures, calls, failed_calls, seconds, slots

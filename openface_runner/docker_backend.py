@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -224,14 +224,17 @@ class DockerBackend:
         limit = f"{self.timeout_s:g}"
         return ["timeout", f"--kill-after={KILL_AFTER_S}", limit, *self.command(batch)]
 
-    def container_options(self, folders: RunFolders, worker: int = 0) -> dict[str, Any]:
+    def container_options(
+        self, folders: RunFolders, worker: int | str = 0, cpus: Collection[int] | None = None
+    ) -> dict[str, Any]:
         """Keyword arguments of ``containers.run`` for one worker's container.
 
         Inputs read-only, outputs writable, the caller's uid:gid; no network, no
         capabilities, no privilege gain, memory (no swap beyond it) and pids limits; labels
-        naming the run folder and the owning process.
+        naming the run folder and the owning process; with ``cpus``, confined to those CPUs
+        (``cpuset_cpus``; see ``runner.cpu_shares``).
         """
-        return {
+        options: dict[str, Any] = {
             "image": self.image,
             "entrypoint": ["sleep", "infinity"],
             "detach": True,
@@ -249,6 +252,9 @@ class DockerBackend:
             "pids_limit": self.pids_limit,
             "labels": {LABEL_RUN: str(folders.root), LABEL_OWNER: owner_label(), LABEL_WORKER: str(worker)},
         }
+        if cpus:
+            options["cpuset_cpus"] = ",".join(str(cpu) for cpu in sorted(cpus))
+        return options
 
     def cancel(self) -> None:
         """Remove every container of this backend (ending their OpenFace calls); no new ones start."""
@@ -264,8 +270,12 @@ class DockerBackend:
                 pass  # already gone
 
     @contextmanager
-    def session(self, worker: int, folders: RunFolders) -> Iterator[Process]:
+    def session(
+        self, worker: int | str, folders: RunFolders, cpus: Collection[int] | None = None
+    ) -> Iterator[Process]:
         """One container for the worker's run; yields ``process(batch) -> exit code``.
+
+        ``cpus``: the CPUs the container may use (``cpuset_cpus``); None: not confined.
 
         The container's own log is kept in ``logs/container-<worker>.log``; it is removed on
         success, error, Ctrl-C and SIGTERM.
@@ -277,12 +287,12 @@ class DockerBackend:
 
         if self._client is None:
             self.check()
-        log = folders.log(worker)
+        log = folders.log(worker)  # type: ignore[arg-type]
         with self._lock:
             if self._cancelled.is_set():
                 raise BackendError("cancelled")
             try:
-                container = self._client.containers.run(**self.container_options(folders, worker))
+                container = self._client.containers.run(**self.container_options(folders, worker, cpus))
             except DockerException as exc:
                 raise BackendError(f"cannot start a container of {self.image} ({exc})") from None
             self._containers.add(container)

@@ -3,7 +3,9 @@
 Each OpenFace call runs in its own process group, from the binary's folder (OpenFace
 resolves its model files relative to it), with a time limit; ``cancel()`` stops every
 running call (SIGTERM, then SIGKILL after ``KILL_GRACE_S``), so that a runner stopped by
-Ctrl-C or SIGTERM leaves no OpenFace process behind.
+Ctrl-C or SIGTERM leaves no OpenFace process behind. A session given ``cpus`` confines each
+of its calls to those CPUs (the child's CPU affinity, inherited by OpenFace's threads; see
+``runner.cpu_shares`` for why).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,6 +44,15 @@ def stop_group(process: subprocess.Popen, grace_s: float = KILL_GRACE_S) -> None
             break
         except subprocess.TimeoutExpired:
             continue
+
+
+def _affinity(cpus: frozenset[int]) -> Callable[[], None]:
+    """A ``preexec_fn`` that confines the child (and all it starts) to ``cpus``."""
+
+    def confine() -> None:
+        os.sched_setaffinity(0, cpus)
+
+    return confine
 
 
 class NativeBackend:
@@ -110,13 +121,19 @@ class NativeBackend:
             stop_group(process)
 
     @contextmanager
-    def session(self, worker: int, folders: RunFolders) -> Iterator[Process]:
+    def session(
+        self, worker: int | str, folders: RunFolders, cpus: Collection[int] | None = None
+    ) -> Iterator[Process]:
         """Yields ``process(batch) -> exit code`` (``TIMEOUT_EXIT`` at the time limit).
+
+        ``cpus``: the CPUs each call may use (its CPU affinity, set in the child before OpenFace
+        starts, so every thread OpenFace starts inherits it); None: not confined.
 
         Raises (from ``process``):
             BackendError: the binary cannot be started, or the backend was cancelled.
         """
-        log = folders.log(worker)
+        log = folders.log(worker)  # type: ignore[arg-type]
+        confine = _affinity(frozenset(cpus)) if cpus else None
 
         def process(batch: str) -> int:
             command = self.command(folders, batch)
@@ -133,6 +150,7 @@ class NativeBackend:
                             stderr=subprocess.STDOUT,
                             cwd=Path(self.binary).parent,
                             start_new_session=True,  # its own group: cancel() stops it and its children
+                            preexec_fn=confine,
                         )
                     except OSError as exc:
                         raise BackendError(f"cannot start {self.binary} ({exc.strerror})") from None

@@ -1,11 +1,11 @@
 """Run OpenFace over a folder of face images and write the AU table and its failures file.
 
-Flow: discover inputs -> stage (upscale) -> batches sharded over workers -> OpenFace ->
-outputs moved to ``done/`` -> parse and range-check -> AU table (atomic) +
-``<table>.failures.csv``. Every input ends as a table row or a failure with its reason:
-a file that is not an image, cannot be read or decoded, a batch whose OpenFace call failed
-(exit code, signal, time limit: every image of the batch, with the worker's log), no face,
-an output out of the AU table's ranges.
+Flow: discover inputs -> batches sharded over workers; in each batch (``process_batch``):
+stage (upscale) -> OpenFace -> outputs moved to ``done/`` -> parse and range-check; then the
+client assembles the AU table (atomic) + ``<table>.failures.csv``. Every input ends as a table
+row or a failure with its reason: a file that is not an image, cannot be read or decoded, a
+batch whose OpenFace call failed (exit code, signal, time limit: every image of the batch, with
+the worker's log), no face, an output out of the AU table's ranges.
 
 Resumable: an image whose outputs are in ``done/`` is not processed again (its key holds
 its content's hash, so a replaced image is), and a killed run restarted ends with the same
@@ -15,6 +15,20 @@ locked while a run uses it.
 
 With ``scheduler`` the batches run as Dask tasks instead of local workers
 (``openface_runner.cluster``); everything else, the run folder and the table included, is the same.
+
+Staging and parsing happen inside the work unit (a worker thread's batch or a Dask task), not
+serially on the client: at ~2 ms and ~3 ms an image, a client doing them for every image of a
+300-image run kept a second worker from doing much (1 -> 2 Dask workers gave 1.35x).
+
+One CPU per worker: one OpenFace process spreads itself over about 1.3 CPUs (the TBB threads
+inside OpenFace; ``OMP_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS`` do not limit them), so
+unconfined workers contend for the CPUs (bare OpenFace on 300 images: 41.5 img/s for one
+process, 35.8 confined to one CPU, 64.6 for two processes each confined to its own CPU).
+When there are no more workers than CPUs this process may use (``os.sched_getaffinity``),
+worker ``i``'s OpenFace gets its own CPUs (``cpu_shares``): natively through the child's
+CPU affinity, in Docker through the container's ``cpuset_cpus``. With more workers than
+CPUs nothing is confined. On a remote Dask scheduler nothing is confined either: start one
+``dask worker --nthreads 1`` per CPU there (under ``taskset`` to pin them).
 """
 
 from __future__ import annotations
@@ -85,6 +99,41 @@ class RunSummary:
 def failures_path(table: Path) -> Path:
     """The failures file beside a table: ``x.csv`` -> ``x.failures.csv``."""
     return table.with_name(table.name.removesuffix(".gz").removesuffix(".csv") + ".failures.csv")
+
+
+def cpu_shares(workers: int) -> list[frozenset[int]] | None:
+    """Disjoint CPU sets, one per worker: worker ``i`` gets CPUs ``[i*k, (i+1)*k)`` of those this
+    process may use (``os.sched_getaffinity``), ``k = max(1, CPUs // workers)``; None (no
+    confinement) when there are more workers than CPUs or the system cannot tell."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return None
+    if workers < 1 or workers > len(cpus):
+        return None
+    k = max(1, len(cpus) // workers)
+    return [frozenset(cpus[i * k : (i + 1) * k]) for i in range(workers)]
+
+
+def read_outcome(done_dir: Path, key: str) -> dict[str, float | int] | str:
+    """What ``done/`` records of one image OpenFace processed: its face row (``parse_face_csv``,
+    without ``image`` and ``label``) or its failure reason (``NO_FACE``, ``NO_OUTPUT``,
+    ``unusable OpenFace output: ...``).
+
+    Used by the work unit right after OpenFace (``process_batch``) and by the client for the
+    images done by an earlier run: ``done/`` stays the single record of what is done.
+    """
+    csv, details = done_dir / f"{key}.csv", done_dir / f"{key}_of_details.txt"
+    if not csv.exists():
+        return NO_FACE if details.exists() else NO_OUTPUT
+    try:
+        geometry = Geometry.read(done_dir / f"{key}.geometry.json")
+        face = parse_face_csv(csv, geometry)
+    except OutputError as exc:
+        return f"unusable OpenFace output: {exc.problem}"
+    if geometry is None:  # no staging record: a box in staged pixels would mislead
+        face = {k: v for k, v in face.items() if k not in BOX_COLUMNS}
+    return face
 
 
 def check_output_location(table: Path) -> None:
@@ -178,8 +227,6 @@ def _run_locked(
     started: float,
     scheduler: str | None = None,
 ) -> RunSummary:
-    from tqdm.auto import tqdm
-
     own = (folders.root, out_csv, failures_path(out_csv))
     images, rejected = discover(in_dir, exclude=own)
     notes = [
@@ -203,46 +250,36 @@ def _run_locked(
     not_done = [i for i in images if not (done_dir / f"{i.key}_of_details.txt").exists()]
     if not_done and (scheduler is None or scheduler.startswith("local:")):
         backend.check(folders)  # fail before any work (on a remote cluster each worker checks its own)
-    pending: list[InputImage] = []
-    for image in tqdm(not_done, desc="staging", unit="img", disable=not progress):
-        try:
-            stage(image, staged_dir, upscale, border)
-            pending.append(image)
-        except StageError as exc:
-            failed[image.relative] = str(exc)
+    staged_dir.mkdir(parents=True, exist_ok=True)
 
-    workers = max(1, min(workers or os.cpu_count() or 1, len(pending) or 1))
-    batches = failed_batches = 0
+    workers = max(1, min(workers or os.cpu_count() or 1, len(not_done) or 1))
+    outcomes: dict[str, dict[str, float | int] | str] = {}  # image key -> face row or reason, this run
+    processed = batches = failed_batches = 0
     openface_s = 0.0
-    if pending and scheduler is not None:
+    if not_done and scheduler is not None:
         from openface_runner.cluster import process_images
 
-        batch_failures, batches, failed_batches, openface_s, workers = process_images(
-            scheduler, pending, backend, folders, staged_dir, done_dir, batch_size, progress
+        outcomes, processed, batches, failed_batches, openface_s, workers = process_images(
+            scheduler, not_done, backend, folders, staged_dir, done_dir, batch_size, progress, upscale, border
         )
-        failed.update({i.relative: batch_failures[i.key] for i in pending if i.key in batch_failures})
-    elif pending:
-        batch_failures, batches, failed_batches, openface_s = _process(
-            pending, backend, folders, staged_dir, done_dir, workers, batch_size, progress
+    elif not_done:
+        outcomes, processed, batches, failed_batches, openface_s = _process(
+            not_done, backend, folders, staged_dir, done_dir, workers, batch_size, progress, upscale, border
         )
-        failed.update({i.relative: batch_failures[i.key] for i in pending if i.key in batch_failures})
 
-    rows = []
-    for image in images:
-        if image.relative in failed:
-            continue
-        csv, details = done_dir / f"{image.key}.csv", done_dir / f"{image.key}_of_details.txt"
-        if csv.exists():
-            try:
-                geometry = Geometry.read(done_dir / f"{image.key}.geometry.json")
-                face = parse_face_csv(csv, geometry)
-                if geometry is None:  # no staging record: a box in staged pixels would mislead
-                    face = {k: v for k, v in face.items() if k not in BOX_COLUMNS}
-                rows.append({"image": image.relative, "label": image.label, **face})
-            except OutputError as exc:
-                failed[image.relative] = f"unusable OpenFace output: {exc.problem}"
+    failed: dict[str, str] = {}  # image.relative -> reason
+    faces = []
+    for image in images:  # processed now, or done by an earlier run: its outcome read from done/
+        outcome = outcomes[image.key] if image.key in outcomes else read_outcome(done_dir, image.key)
+        if isinstance(outcome, str):
+            failed[image.relative] = outcome
         else:
-            failed[image.relative] = NO_FACE if details.exists() else NO_OUTPUT
+            faces.append((image, outcome))
+    rows = [
+        {"image": image.relative, "label": image.label, **face}
+        for image, face in faces
+        if image.relative not in failed
+    ]
 
     table = pd.DataFrame(rows)
     by_name = {image.relative: image for image in images}
@@ -265,7 +302,7 @@ def _run_locked(
         rows=len(table),
         failures=len(failure_rows),
         reasons=failure_rows["reason"].value_counts().to_dict(),
-        processed_now=len(pending),
+        processed_now=processed,
         seconds=time.perf_counter() - started,
         table=out_csv,
         failures_file=failures_path(out_csv),
@@ -291,8 +328,11 @@ def _process(
     workers: int,
     batch_size: int,
     progress: bool,
-) -> tuple[dict[str, str], int, int, float]:
-    """Shard ``pending`` over workers; each runs its batches in one backend session.
+    upscale: float | None = None,
+    border: int | None = None,
+) -> tuple[dict[str, dict[str, float | int] | str], int, int, int, float]:
+    """Shard ``pending`` over workers; each runs its batches (``process_batch``: stage, OpenFace,
+    parse) in one backend session, its OpenFace confined to its own CPUs (``cpu_shares``).
 
     A batch whose OpenFace call fails (non-zero exit, signal, time limit, backend error) is
     halved until the image(s) that made it fail are found (``run_batch``); each failed image
@@ -301,12 +341,14 @@ def _process(
     stopped (``cancel()``), the sessions clean up, and the interrupt propagates.
 
     Returns:
-        ``(reason per failed image key, batches run, batches none of whose images succeeded,
-        seconds in OpenFace calls summed over workers)``.
+        ``(face row or failure reason per image key, images staged, batches that called
+        OpenFace, those none of whose OpenFace images succeeded, seconds in OpenFace calls
+        summed over workers)``.
     """
     from tqdm.auto import tqdm
 
     shards = [pending[w::workers] for w in range(workers)]
+    shares = cpu_shares(workers)
     bar = tqdm(
         total=len(pending),
         desc=f"OpenFace ({backend.name}, {workers} workers)",
@@ -315,12 +357,12 @@ def _process(
     )
     stop = threading.Event()
     lock = threading.Lock()
-    failures: dict[str, str] = {}
-    counts = {"batches": 0, "failed": 0, "seconds": 0.0}
+    outcomes: dict[str, dict[str, float | int] | str] = {}
+    counts = {"staged": 0, "batches": 0, "failed": 0, "seconds": 0.0}
 
     def work(worker: int) -> None:
         shard = shards[worker]
-        with backend.session(worker, folders) as process:
+        with backend.session(worker, folders, cpus=shares[worker] if shares else None) as process:
 
             def timed(name: str) -> int:
                 called = time.perf_counter()
@@ -336,15 +378,26 @@ def _process(
                 batch = shard[start : start + batch_size]
                 name = f"w{worker}-b{start // batch_size}"
                 try:
-                    failed = run_batch(
-                        backend, timed, folders, worker, staged_dir, done_dir, batch, name, stop
+                    result = process_batch(
+                        backend,
+                        timed,
+                        folders,
+                        worker,
+                        staged_dir,
+                        done_dir,
+                        batch,
+                        name,
+                        upscale,
+                        border,
+                        stop,
                     )
                 except Cancelled:
                     return
                 with lock:
-                    counts["batches"] += 1
-                    counts["failed"] += len(failed) == len(batch)
-                    failures.update({image.key: why for image, why in failed})
+                    outcomes.update(result.outcomes)
+                    counts["staged"] += result.staged
+                    counts["batches"] += result.calls
+                    counts["failed"] += result.failed_calls
                     bar.update(len(batch))
 
     pool = ThreadPoolExecutor(workers)
@@ -358,7 +411,57 @@ def _process(
     finally:
         pool.shutdown(wait=True)
         bar.close()
-    return failures, counts["batches"], counts["failed"], counts["seconds"]
+    return outcomes, counts["staged"], counts["batches"], counts["failed"], counts["seconds"]
+
+
+@dataclass
+class BatchResult:
+    """What one work unit (``process_batch``) did: each image's face row or failure reason
+    (by key), how many images it staged, and whether it called OpenFace and that call failed
+    for every image (``RunSummary.batches``, ``failed_batches``)."""
+
+    outcomes: dict[str, dict[str, float | int] | str]
+    staged: int
+    calls: int
+    failed_calls: int
+
+
+def process_batch(
+    backend: NativeBackend | DockerBackend,
+    process: Callable[[str], int],
+    folders: RunFolders,
+    worker: int | str,
+    staged_dir: Path,
+    done_dir: Path,
+    batch: list[InputImage],
+    name: str,
+    upscale: float | None = None,
+    border: int | None = None,
+    stop: threading.Event | None = None,
+) -> BatchResult:
+    """The work unit of the local runner's workers and of a Dask task (``cluster.image_task``):
+    stage each image (``staging.stage``; a ``StageError`` is that image's failure), run OpenFace
+    on those staged (``run_batch``), then read each succeeded image's outcome from ``done/``
+    (``read_outcome``).
+
+    Raises:
+        Cancelled: ``stop`` was set during an OpenFace call.
+    """
+    outcomes: dict[str, dict[str, float | int] | str] = {}
+    staged: list[InputImage] = []
+    for image in batch:
+        try:
+            stage(image, staged_dir, upscale, border)
+            staged.append(image)
+        except StageError as exc:
+            outcomes[image.key] = str(exc)
+    if not staged:
+        return BatchResult(outcomes, 0, 0, 0)
+    calls = run_batch(backend, process, folders, worker, staged_dir, done_dir, staged, name, stop)
+    failed = {image.key: why for image, why in calls}
+    for image in staged:
+        outcomes[image.key] = failed[image.key] if image.key in failed else read_outcome(done_dir, image.key)
+    return BatchResult(outcomes, len(staged), 1, int(len(failed) == len(staged)))
 
 
 class Cancelled(Exception):

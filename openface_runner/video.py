@@ -47,7 +47,7 @@ from openface_runner.folders import RUN_MARKER, check_settings, link
 from openface_runner.inputs import IMAGE_SUFFIXES, Rejected, shown_name
 from openface_runner.native import CommandBuilder
 from openface_runner.parse import check_ranges, landmark_boxes, numeric
-from openface_runner.runner import check_output_location, failures_path
+from openface_runner.runner import check_output_location, cpu_shares, failures_path
 
 FAILURE_COLUMNS = ["video", "reason"]
 EMPTY_FILE = "empty file (0 bytes)"
@@ -491,7 +491,8 @@ def _process(
     A call that ends normally moves its outputs to ``done/`` and marks the input done
     (``<key>.done``, written last); a failed call (exit code, signal, time limit, backend
     error) leaves nothing there, so the next run retries it. Ctrl-C or SIGTERM stops the
-    running calls (``backend.cancel()``) and propagates.
+    running calls (``backend.cancel()``) and propagates. Each worker's OpenFace is confined to
+    its own CPUs when there are no more workers than CPUs (``runner.cpu_shares``).
 
     Returns:
         ``(reason per failed input key, calls run, calls failed, seconds in OpenFace calls)``.
@@ -510,8 +511,10 @@ def _process(
         disable=not progress,
     )
 
+    shares = cpu_shares(workers)
+
     def work(worker: int) -> None:
-        with backend.session(worker, folders) as process:
+        with backend.session(worker, folders, cpus=shares[worker] if shares else None) as process:
             while not stop.is_set():
                 with lock:
                     if not queue:

@@ -27,9 +27,9 @@ import pytest
 
 from openface_runner.backends import DockerBackend, NativeBackend, RunFolders
 from openface_runner.cli import main
-from openface_runner.cluster import image_task, scheduler_arg
+from openface_runner.cluster import connect, cpu_plan, image_task, scheduler_arg
 from openface_runner.inputs import discover
-from openface_runner.runner import failures_path, run_openface
+from openface_runner.runner import cpu_shares, failures_path, run_openface
 from openface_runner.video import run_sequences
 from tests.conftest import FIXTURES
 
@@ -238,8 +238,8 @@ def test_worker_that_cannot_see_the_run_folder_fails_the_batch_clearly(faces, tm
         images[:2],
         "d0",
     )
-    assert set(result["failed"]) == {i.key for i in images[:2]}
-    reason = next(iter(result["failed"].values()))
+    assert set(result["outcomes"]) == {i.key for i in images[:2]} and result["failed_calls"] == 1
+    reason = next(iter(result["outcomes"].values()))
     assert "cannot see" in reason and "shared by the client and every worker" in reason
     assert not folders.root.exists()  # nothing created on the worker's own disk
 
@@ -324,3 +324,37 @@ def test_worker_uses_its_own_openface_bin_when_the_clients_path_is_not_there(clu
     finally:
         set_worker_env(cluster, "OPENFACE_BIN", None)
     assert_same(out, expected)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
+def test_local_cluster_workers_openface_get_their_own_cpus(faces, tmp_path):
+    """On ``local:2`` each task's OpenFace runs on its worker's share of the CPUs, not on all."""
+    record = tmp_path / "cpus.txt"
+    before = f'grep Cpus_allowed_list /proc/$$/status | cut -f2 >> "{record}"'
+    backend = write_openface(tmp_path / "FaceLandmarkImg", faces, "stand-in", before=before)
+    expected = reference(faces, backend, tmp_path)
+    record.unlink(missing_ok=True)  # the reference run's calls (local runner) are not this test's
+    out = tmp_path / "dask" / "aus.csv"
+    run_openface(faces, out, backend, batch_size=BATCH, progress=False, scheduler="local:2")
+    assert_same(out, expected)
+    calls = [_cpus(line) for line in record.read_text().split()]
+    assert len(calls) == 4 and all(cpus in cpu_shares(2) for cpus in calls)  # 30 images in tasks of 8
+
+
+def test_cpu_plan_only_for_local_clusters_of_this_process(cluster):
+    shares = cpu_shares(2)
+    assert cpu_plan("local:2") == (dict(enumerate(shares)) if shares else None)
+    assert cpu_plan(cluster.scheduler.address) is None  # a scheduler this runner did not start
+    with connect("local:2", progress=False) as client:  # the benchmark passes its address
+        address = client.scheduler.address
+        assert cpu_plan(address) == cpu_plan("local:2")
+    assert cpu_plan(address) is None
+
+
+def _cpus(listed: str) -> set[int]:
+    """``0-2,5`` -> ``{0, 1, 2, 5}``."""
+    cpus: set[int] = set()
+    for part in listed.split(","):
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus

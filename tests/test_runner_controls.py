@@ -22,7 +22,7 @@ from openface_runner.docker_backend import LABEL_OWNER, LABEL_RUN, image_referen
 from openface_runner.errors import InvariantError, OutputError
 from openface_runner.inputs import InputImage, discover
 from openface_runner.parse import parse_face_csv
-from openface_runner.runner import NO_FACE, failures_path, run_openface
+from openface_runner.runner import NO_FACE, cpu_shares, failures_path, run_openface
 from tests.test_runner_bad_inputs import REPLAY, ROOT, write_stand_in
 
 SAMPLE = REPLAY / "output" / "happy" / "PrivateTest_29833448.csv"
@@ -334,6 +334,46 @@ def test_broken_invariant_is_an_error_not_an_assert(faces, tmp_path, monkeypatch
     assert not failures_path(tmp_path / "aus.csv").exists()  # nothing written from a broken count
 
 
+# --- one CPU per worker ----------------------------------------------------------------------------
+
+
+def test_cpu_shares_are_disjoint_and_none_beyond_the_cpus(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 5})
+    assert cpu_shares(2) == [{0, 1}, {2, 3}]  # k = 5 // 2: the fifth CPU is left to the client
+    assert cpu_shares(5) == [{0}, {1}, {2}, {3}, {5}]
+    assert cpu_shares(1) == [{0, 1, 2, 3, 5}]
+    assert cpu_shares(6) is None  # more workers than CPUs: nothing confined
+
+
+def write_cpu_recorder(folder: Path, faces: Path, record: Path) -> Path:
+    """The replay stand-in that first appends the CPUs it may use (``Cpus_allowed_list``) to ``record``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_stand_in(folder, faces, before=f'grep Cpus_allowed_list /proc/$$/status >> "{record}"')
+
+
+def allowed(line: str) -> set[int]:
+    """``Cpus_allowed_list:\t0-2,5`` -> ``{0, 1, 2, 5}``."""
+    cpus: set[int] = set()
+    for part in line.split(":", 1)[1].strip().split(","):
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
+def test_each_workers_openface_gets_its_own_cpus(faces, tmp_path):
+    record = tmp_path / "cpus.txt"
+    stand_in = write_cpu_recorder(tmp_path / "bin", faces, record)
+    run_openface(
+        faces, tmp_path / "aus.csv", NativeBackend(stand_in), workers=2, batch_size=5, progress=False
+    )
+    calls = [allowed(line) for line in record.read_text().splitlines()]
+    shares = cpu_shares(2)
+    assert len(calls) == 6 and all(cpus in shares for cpus in calls)  # each call one worker's share
+    assert set(map(frozenset, calls)) == set(shares)  # both workers' shares used, disjoint
+    assert all(len(cpus) == len(os.sched_getaffinity(0)) // 2 for cpus in calls)
+
+
 # --- Docker: the container as built, image references, stale containers -------------------------------
 
 
@@ -354,6 +394,9 @@ def test_container_is_confined_and_labelled(tmp_path):
         f":{os.getpid()}"
     )
     assert backend.exec_command("w3-b0")[:4] == ["timeout", "--kill-after=10", "90", "./FaceLandmarkImg"]
+    assert "CpusetCpus" not in host  # not confined to CPUs unless given some
+    pinned = _create_container_args({**backend.container_options(folders, 1, {3, 2}), "version": "1.44"})
+    assert pinned["host_config"]["CpusetCpus"] == "2,3"
 
 
 @pytest.mark.parametrize(
