@@ -192,8 +192,13 @@ def write_au_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     first = [c for c in (*_META_FIRST, *BOX_COLUMNS) if c in table]
     aus = [c for c in (*AU_R_COLUMNS, *AU_C_COLUMNS) if c in table]
     rest = [c for c in table.columns if c not in first and c not in aus]
+    # The temporary file's name ends in .tmp: compression follows the target's name (gzip
+    # without a time stamp, so the same table gives the same bytes).
+    gzip_it = str(path).endswith(".gz")
     with atomic_path(path) as tmp:
-        table[first + aus + rest].to_csv(tmp, index=False)
+        table[first + aus + rest].to_csv(
+            tmp, index=False, compression={"method": "gzip", "mtime": 0} if gzip_it else None
+        )
 
 
 def check_boxes(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:

@@ -75,6 +75,34 @@ def main(argv: list[str] | None = None) -> int:
         help="run the Haar cascade on every file, 48x48 grey crops included",
     )
     predict.set_defaults(faces="auto")
+    train_au = commands.add_parser(
+        "train-au",
+        help="train the AU estimator: OpenFace's 17 AU intensities from pixels (no emotion labels)",
+    )
+    train_au.add_argument(
+        "--data", default=str(DEFAULT_PATH), help="FER2013 CSV or image folder (with file stems)"
+    )
+    train_au.add_argument("--epochs", type=positive, default=60)
+    train_au.add_argument(
+        "--patience",
+        type=positive,
+        default=10,
+        help="early stopping on PublicTest AU loss; LR drops after patience//2",
+    )
+    train_au.add_argument("--seed", type=seed, default=0)
+    train_au.add_argument(
+        "--resume", action="store_true", help="continue from cnn_baseline/models/au_run/last.keras"
+    )
+    evaluate_au = commands.add_parser(
+        "evaluate-au",
+        help="score the AU estimator on PrivateTest against OpenFace; write its AU table of all FER2013",
+    )
+    evaluate_au.add_argument(
+        "--data", default=str(DEFAULT_PATH), help="FER2013 CSV or image folder (with file stems)"
+    )
+    evaluate_au.add_argument(
+        "--out", default="reports/au_cnn", help="results folder (default: reports/au_cnn)"
+    )
     bench = commands.add_parser("benchmark", help="training and inference images/s on this machine")
     bench.add_argument("--data", default=str(DEFAULT_PATH), help="FER2013 CSV or image folder")
     bench.add_argument("--batch-size", type=positive, default=32)
@@ -97,6 +125,21 @@ def main(argv: list[str] | None = None) -> int:
                 init_from=args.init_from,
             )
             print(record)
+            return 0
+        if args.command == "train-au":
+            from cnn_baseline.au_estimator import train_au_estimator
+
+            print(
+                train_au_estimator(
+                    args.data, epochs=args.epochs, patience=args.patience, seed=args.seed, resume=args.resume
+                )
+            )
+            return 0
+        if args.command == "evaluate-au":
+            from cnn_baseline.au_estimator import evaluate_au_estimator
+
+            for key, value in evaluate_au_estimator(args.data, out_dir=args.out).items():
+                print(f"{key}: {value}")
             return 0
         if args.command == "benchmark":
             from cnn_baseline.benchmark import benchmark

@@ -45,7 +45,7 @@ def load_fer2013(path: str | os.PathLike[str] = DEFAULT_PATH) -> pd.DataFrame:
         raise FER2013Error(
             f"{path}: no such file or folder; the full FER2013 is not in the repository: download "
             "fer2013.csv (in fer2013.tar.gz) from Kaggle's \"Challenges in Representation Learning: Facial "
-            "Expression Recognition Challenge\", gzip it to data/fer2013/fer2013.csv.gz, or pass "
+            'Expression Recognition Challenge", gzip it to data/fer2013/fer2013.csv.gz, or pass '
             "--data (make: FER2013=<csv or image folder>)"
         )
     try:

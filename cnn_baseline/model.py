@@ -19,7 +19,13 @@ DEFAULT_RUN = MODELS / "run"
 NUM_CLASSES = 7
 
 
-def mini_xception(input_shape=(48, 48, 1), num_classes: int = 7, l2: float = 0.01):
+def mini_xception(
+    input_shape=(48, 48, 1),
+    num_classes: int = 7,
+    l2: float = 0.01,
+    head: str = "softmax",
+    name: str = "mini_xception",
+):
     """The published mini-XCEPTION as a Keras model.
 
     Two 3x3 convolutions of 8 filters, four residual blocks of depthwise-separable 3x3
@@ -31,7 +37,8 @@ def mini_xception(input_shape=(48, 48, 1), num_classes: int = 7, l2: float = 0.0
     (tensorflow/tensorflow#41093; Keras 3 rejects the argument). Regularising the separable
     kernels too held training accuracy near 0.59 here. Input: grey faces (48x48x1 by
     default; 64x64x1 as in the original) scaled to [-1, 1]. Output: (batch, num_classes)
-    probabilities.
+    probabilities; with ``head="linear"`` (the AU estimator, ``cnn_baseline.au_estimator``)
+    the pooled class maps as they are, one real number per output.
     """
     import keras
     from keras import layers, regularizers
@@ -55,8 +62,11 @@ def mini_xception(input_shape=(48, 48, 1), num_classes: int = 7, l2: float = 0.0
         x = layers.add([x, shortcut])
     x = layers.Conv2D(num_classes, 3, padding="same", name="class_maps")(x)
     x = layers.GlobalAveragePooling2D()(x)
-    outputs = layers.Activation("softmax", name="predictions", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name="mini_xception")
+    if head == "linear":
+        outputs = layers.Activation("linear", name="estimates", dtype="float32")(x)
+    else:
+        outputs = layers.Activation("softmax", name="predictions", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=name)
 
 
 def as_float32(model):

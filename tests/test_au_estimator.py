@@ -1,0 +1,96 @@
+"""The AU estimator (concept bottleneck): real FER2013 faces, the vendored OpenFace AUs, the
+committed model and its vendored AU table (needs the ``cnn`` extra)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cnn_baseline  # noqa: F401  (sets TensorFlow's oneDNN limits before it loads)
+
+pytest.importorskip("tensorflow")
+
+from analysis.au_table import AU_R_COLUMNS, FER2013_AU_TABLE, read_au_table  # noqa: E402
+from cnn_baseline.au_estimator import (  # noqa: E402
+    DEFAULT_AU_MODEL,
+    ESTIMATED_TABLE,
+    SOURCE,
+    au_faces,
+    estimate_aus,
+    load_au_estimator,
+    train_au_estimator,
+)
+from cnn_baseline.data import load_fer2013  # noqa: E402
+from cnn_baseline.errors import ModelFileError  # noqa: E402
+from cnn_baseline.model import DEFAULT_MODEL, load_model  # noqa: E402
+from compare.data import PRIVATETEST  # noqa: E402
+from tests.conftest import FIXTURES  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def estimator():
+    return load_au_estimator(DEFAULT_AU_MODEL)
+
+
+def test_estimates_are_mirror_averaged_and_on_openface_scale(estimator):
+    faces = np.stack(load_fer2013(FIXTURES / "fer2013_privatetest_sample.csv.gz")["pixels"].to_list())[
+        :64, ..., None
+    ]
+    aus = estimate_aus(estimator, faces)
+    mirrored = estimate_aus(estimator, faces[:, :, ::-1])
+    assert aus.shape == (64, len(AU_R_COLUMNS))
+    np.testing.assert_allclose(aus, mirrored, atol=1e-5)  # a face and its mirror: the same AUs
+    assert aus.min() >= 0.0 and aus.max() <= 5.0 and aus.std() > 0.1
+
+
+def test_vendored_table_is_what_the_committed_estimator_gives(estimator):
+    """Every FER2013 face has estimated AUs, and the PrivateTest rows are reproduced from the
+    vendored pixels by the committed model (to the table's 2 decimals)."""
+    table = read_au_table(ESTIMATED_TABLE)
+    assert len(table) == 35_887 and table["source"].str.startswith(SOURCE).all()
+    assert table["source"].iloc[0].endswith(")") and DEFAULT_AU_MODEL.name in table["source"].iloc[0]
+    pixels = load_fer2013(PRIVATETEST)
+    pixels = pixels[pixels["Usage"] == "PrivateTest"].iloc[::10]
+    again = np.round(estimate_aus(estimator, np.stack(pixels["pixels"].to_list())[..., None]), 2)
+    rows = table[table["Usage"] == "PrivateTest"].drop_duplicates("image", keep=False).set_index("image")
+    kept = pixels["image"].isin(rows.index).to_numpy()
+    vendored = rows.loc[pixels["image"][kept], list(AU_R_COLUMNS)].to_numpy()
+    assert kept.sum() > 300
+    np.testing.assert_allclose(again[kept], vendored, atol=0.011)  # float noise across BLAS kernels
+
+
+def test_the_estimator_and_the_emotion_model_refuse_each_other():
+    with pytest.raises(ModelFileError, match="not an AU estimator"):
+        load_au_estimator(DEFAULT_MODEL)
+    with pytest.raises(ModelFileError, match="not a FER2013 emotion model"):
+        load_model(DEFAULT_AU_MODEL)
+
+
+def test_short_training_learns_openface_aus_and_resumes(tmp_path):
+    """Two epochs on 350 real faces, then one more resumed: the AU loss falls, the record
+    counts three epochs, and only AU intensities were targets (17 outputs, no label)."""
+    sample = pd.read_csv(FIXTURES / "fer2013_privatetest_sample.csv.gz")
+    sample["Usage"] = ["PublicTest" if i % 4 == 0 else "Training" for i in range(len(sample))]
+    data = tmp_path / "sample.csv"
+    sample.to_csv(data, index=False)
+    aus = pd.read_csv(FER2013_AU_TABLE)
+    aus = aus[aus["image"].isin(sample["image"])].merge(
+        sample[["image", "Usage"]], on="image", suffixes=("_", "")
+    )
+    au_table = tmp_path / "aus.csv"
+    aus.drop(columns="Usage_").to_csv(au_table, index=False)
+    assert len(au_faces(data, au_table)) > 250
+
+    run, model = tmp_path / "run", tmp_path / "au.keras"
+    train_au_estimator(data, run, model, au_table, epochs=2, verbose=0)
+    record = train_au_estimator(data, run, model, au_table, epochs=3, verbose=0, resume=True)
+    history = pd.read_csv(run / "history.csv")
+    assert list(history["epoch"]) == [0, 1, 2] and record["epochs"] == 3
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0]
+    assert json.loads((run / "training.json").read_text())["publictest_loss"] == pytest.approx(
+        history["val_loss"].min()
+    )
+    assert load_au_estimator(model).output_shape == (None, len(AU_R_COLUMNS))
