@@ -24,7 +24,7 @@ MULTI         ?=
 SCHEDULER     ?=
 OPENFACE_OUT  = $(if $(filter command line environment,$(origin OUT)),$(OUT),data/openface/au_table.csv)
 
-.PHONY: help install fit-glassbox report-glassbox compare train-cnn evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit explain report-explain benchmark-explain test lint clean
+.PHONY: help install fit-glassbox report-glassbox compare train-cnn train-au-cnn evaluate-au-cnn evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit explain report-explain benchmark-explain test lint clean
 
 help:
 	@echo "Stages (each installs what it needs into $(VENV)/ on first use):"
@@ -49,9 +49,11 @@ help:
 	@echo "                writes reports/compare-<name>.html and reports/compare-<name>/"
 	@echo "  make explain IN=<image | image folder | video | folder of videos> [AUS=<AU table>] [MODEL=<model .json>]"
 	@echo "                [BACKEND=docker|native] [OPENFACE_BIN=...] [OPENFACE_ARGS=\"...\"] [MULTI=1] [WORKERS=<n>] [NO_CNN=1]"
+	@echo "                [AU_CNN=1 [AU_ESTIMATOR=<.keras>]]"
 	@echo "                explain faces without labels: OpenFace -> AU table -> the saved AU model and the CNN;"
 	@echo "                per face or frame, exact AU contributions and a counterfactual; videos over time;"
 	@echo "                writes reports/explain/ and reports/explain.html (AUS= alone: a table extracted elsewhere)"
+	@echo "                AU_CNN=1: images OpenFace finds no face in get AUs from the AU estimator (needs TensorFlow)"
 	@echo "Pages from existing results (no refitting):"
 	@echo "  make report-logit     re-render reports/logit.html from reports/logit/"
 	@echo "  make report-glassbox  re-render reports/glassbox.html from reports/glassbox/"
@@ -61,6 +63,9 @@ help:
 	@echo "                and of bare OpenFace calls on the same inputs [MODE=...] [MULTI=1] [WORKERS=<n>]"
 	@echo "                SCHEDULER=local:<n>: Dask with 1 and n workers against the plain runner at the same counts"
 	@echo "  make benchmark-logit  time and peak memory of the logit, 4,473 rows and 100x resampled"
+	@echo "  make train-au-cnn  train the AU estimator (OpenFace's 17 AU intensities from pixels, never emotion"
+	@echo "                     labels) on the full FER2013, score it on PrivateTest against OpenFace, write its AU table"
+	@echo "                     data/fer2013_au_cnn/ [FER2013=<csv>] [RESUME=1] [EPOCHS_AU=<n>]; make evaluate-au-cnn: the last two"
 	@echo "  make benchmark-cnn    training and inference images/s of mini-XCEPTION (needs the full FER2013)"
 	@echo "  make benchmark-explain  seconds and peak memory of explain on a 108,000-frame (1 h at 30 fps) AU table"
 	@echo "Development:"
@@ -124,6 +129,14 @@ train-cnn: $(VENV)/.installed-cnn
 	$(PY) -m cnn_baseline train --data "$(FER2013)" --epochs $(EPOCHS) --seed $(SEED) $(if $(RESUME),--resume) $(if $(LR),--learning-rate $(LR)) $(if $(SIZE),--input-size $(SIZE)) $(if $(INIT),--init-from "$(INIT)")
 	$(PY) -m cnn_baseline evaluate --data "$(FER2013)"
 
+# the AU estimator (concept bottleneck): learns OpenFace's AU intensities of FER2013 Training faces
+train-au-cnn: $(VENV)/.installed-cnn
+	$(PY) -m cnn_baseline train-au --data "$(FER2013)" --seed $(SEED) $(if $(RESUME),--resume) $(if $(EPOCHS_AU),--epochs $(EPOCHS_AU))
+	$(PY) -m cnn_baseline evaluate-au --data "$(FER2013)"
+
+evaluate-au-cnn: $(VENV)/.installed-cnn
+	$(PY) -m cnn_baseline evaluate-au --data "$(FER2013)"
+
 benchmark-cnn: $(VENV)/.installed-cnn
 	$(PY) -m cnn_baseline benchmark --data "$(FER2013)"
 
@@ -154,17 +167,22 @@ endif
 
 # explain options: IN (images or videos; OpenFace runs on them) and/or AUS (an AU table made elsewhere;
 # with IN beside it: where its faces are, for crops); MODEL: a saved AU model (default: the glass-box of
-# `make fit-glassbox` if saved, else the logit of `make fit-logit`); NO_CNN=1: no TensorFlow install.
+# `make fit-glassbox` if saved, else the logit of `make fit-logit`); NO_CNN=1: no TensorFlow install;
+# AU_CNN=1: images OpenFace finds no face in get their AUs from the AU estimator (AU_ESTIMATOR=<.keras>,
+# default cnn_baseline/models/au_estimator.keras) and are explained like the others (images only).
 AUS    ?=
 MODEL  ?=
 NO_CNN ?=
+AU_CNN ?=
+AU_ESTIMATOR ?=
 
 explain: $(VENV)/.installed $(if $(NO_CNN),,$(VENV)/.installed-cnn)
 	@test -n "$(IN)$(AUS)" || { echo "make explain needs IN=<images or video> or AUS=<AU table>"; exit 2; }
 	$(PY) -m explain run --out $(OUT) $(if $(IN),--in "$(IN)") $(if $(AUS),--aus "$(AUS)") \
 		$(if $(MODEL),--model "$(MODEL)") $(if $(NO_CNN),--no-cnn) --backend $(BACKEND) \
 		$(if $(OPENFACE_BIN),--openface-bin "$(OPENFACE_BIN)") $(if $(WORKERS),--workers $(WORKERS)) \
-		$(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)") $(if $(MULTI),--multi)
+		$(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)") $(if $(MULTI),--multi) \
+		$(if $(AU_CNN),--estimate-missed) $(if $(AU_ESTIMATOR),--au-estimator "$(AU_ESTIMATOR)")
 
 report-explain: $(VENV)/.installed
 	$(PY) -m explain report --out $(OUT)

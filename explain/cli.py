@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=arguments.output_folder, default="reports", help="reports folder (default: reports)"
     )
     run.add_argument("--no-cnn", action="store_true", help="AU model only (no TensorFlow needed)")
+    run.add_argument("--estimate-missed", action="store_true",
+                     help="images OpenFace found no face in: AUs from the AU estimator (a "
+                          "mini-XCEPTION trained on OpenFace's AUs), explained like the others "
+                          "(needs TensorFlow)")  # fmt: skip
+    run.add_argument("--au-estimator", type=arguments.input_file, default=None,
+                     help="AU estimator .keras for --estimate-missed "
+                          "(default: cnn_baseline/models/au_estimator.keras)")  # fmt: skip
     run.add_argument("--cnn-model", type=arguments.input_file, default=None, help="mini-XCEPTION .keras")
     run.add_argument("--window", type=_window, default=0.5, help="smoothing window, s (default: 0.5)")
     run.add_argument(
@@ -86,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args, parser: argparse.ArgumentParser) -> int:
+    from explain.estimate import HINT
     from explain.models import default_model_path
     from explain.openface import CACHE, OpenFaceSettings, extract
     from explain.run import ExplainSettings, run_explain
@@ -95,6 +103,8 @@ def _run(args, parser: argparse.ArgumentParser) -> int:
     out = Path(args.out)
     start = time.perf_counter()
     model = args.model or default_model_path(out)
+    if args.estimate_missed:
+        _check_estimate_missed(args, Path(model))
     if args.aus is not None:
         table, media, source = Path(args.aus), args.source, str(args.aus)
         if media is not None and not media.exists():
@@ -105,8 +115,9 @@ def _run(args, parser: argparse.ArgumentParser) -> int:
         settings = OpenFaceSettings(
             args.backend, args.openface_bin, args.openface_args, args.multi, args.workers
         )
-        table, media = extract(args.source, settings, args.cache or CACHE)
+        table, media = extract(args.source, settings, args.cache or CACHE, args.estimate_missed)
         source = str(args.source)
+    table, missed = _missed(args, table, media)
     metrics = run_explain(
         ExplainSettings(
             table=table,
@@ -118,10 +129,19 @@ def _run(args, parser: argparse.ArgumentParser) -> int:
             cnn_model=args.cnn_model,
             window_s=args.window,
             max_gallery=args.max_gallery,
+            **missed,
         )
     )
     if metrics["kind"] == "images":
         print(f"explained {metrics['n_faces']} face(s) with {metrics['model']['file']}")
+        if metrics["n_estimated"]:
+            print(
+                f"  {metrics['n_estimated']} of them with AUs from the AU estimator ({metrics['estimator']})"
+            )
+        if metrics["openface_missed"] and not metrics["estimated_missed"]:
+            print(f"OpenFace found no face in {metrics['openface_missed']} image(s): {HINT}")
+        if metrics["n_unexplained"]:
+            print(f"{metrics['n_unexplained']} image(s) not explained (reasons in explain/unexplained.csv)")
     else:
         print(
             f"explained {metrics['n_frames']:,} frame(s) of {metrics['n_tracks']} tracked face(s) "
@@ -134,6 +154,63 @@ def _run(args, parser: argparse.ArgumentParser) -> int:
     _report(out)
     print(f"make explain took {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _check_estimate_missed(args, model: Path) -> None:
+    """``--estimate-missed`` fails before any work when it cannot be done (one line each)."""
+    from explain.estimate import check_estimator_available
+    from explain.models import load_au_model
+
+    check_estimator_available(args.no_cnn)
+    if args.aus is not None and args.source is None:
+        raise ExplainError("--estimate-missed with --aus needs --in: the images the table was extracted from")
+    if model.is_file():
+        loaded = load_au_model(model)
+        presences = [c for c in loaded.columns if not c.endswith("_r")]
+        if presences:
+            raise ExplainError(
+                f"--estimate-missed: the AU model {model.name} reads AU presences "
+                f"({', '.join(presences[:3])} ...) that the AU estimator does not give (it estimates "
+                "the 17 intensities only): use a "
+                "model on intensities only, e.g. MODEL=reports/logit/model.json (make fit-logit)"
+            )
+
+
+def _missed(args, table: Path, media: Path | None) -> tuple[Path, dict]:
+    """The images the runner could not use (its failures file beside ``table``) and, with
+    ``--estimate-missed``, the table with the estimator's rows for those OpenFace found no face in."""
+    import hashlib
+
+    from explain.data import table_kind
+    from explain.estimate import NO_FACE, TABLE_NAME, estimate_missed, estimator_label, read_missed
+    from explain.openface import CACHE
+
+    missed = read_missed(table)
+    extra: dict = {"openface_missed": int(len(missed.no_face))}
+    if not args.estimate_missed or (table.is_file() and table_kind(table) != "images"):
+        if args.estimate_missed:
+            print("--estimate-missed: not for videos (frames OpenFace misses stay masked); ignored")
+        unexplained = missed.failures.replace({"reason": {NO_FACE: "OpenFace found no face"}})
+        return table, {**extra, "unexplained": unexplained if len(missed.failures) else None}
+    assert media is not None  # checked by _check_estimate_missed, or IN= ran OpenFace
+    if args.aus is None:
+        target = table.parent / TABLE_NAME
+    else:
+        digest = hashlib.sha256(str(table.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+        target = (args.cache or CACHE) / "estimates" / f"{table.stem[:40]}-{digest}.csv"
+    merged, unexplained = estimate_missed(table, media, missed, args.au_estimator, target)
+    return merged, {
+        **extra,
+        "unexplained": unexplained,
+        "estimated_missed": True,
+        "estimator": estimator_label(args.au_estimator or _default_estimator()),
+    }
+
+
+def _default_estimator() -> Path:
+    from cnn_baseline.au_estimator import DEFAULT_AU_MODEL
+
+    return DEFAULT_AU_MODEL
 
 
 def _report(out: Path) -> int:

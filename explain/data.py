@@ -10,6 +10,10 @@ https://github.com/TadasBaltrusaitis/OpenFace/wiki/Output-Format):
   A bare OpenFace ``FeatureExtraction`` CSV (no ``video`` column) is taken as one video named
   after the file.
 
+An image table may carry a ``source`` column naming what produced each row's AUs (empty or
+``OpenFace``; an estimator's rows, e.g. ``cnn_baseline.au_estimator``'s, name it): those rows
+have no OpenFace confidence, success or AU presences (NaN).
+
 Both may carry the runner's face box, ``face_x, face_y, face_w, face_h``: the bounding box of
 OpenFace's 68 2D landmarks in pixels of the original image or video frame (``-2Dfp``).
 
@@ -138,13 +142,31 @@ def read_image_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise ExplainError(f"{path}: the AU table has a header but no rows")
     raw.columns = [str(c).strip() for c in raw.columns]
     numeric = [c for c in (*AU_R_COLUMNS, *AU_C_COLUMNS, "confidence", "success", *BOX_COLUMNS) if c in raw]
+    estimated = estimated_rows(raw)
+    blank = {  # what OpenFace alone gives, empty in an estimator's rows: NaN, never made up
+        c: estimated & (raw[c].astype(str).str.strip() == "").to_numpy()
+        for c in ("confidence", "success", *AU_C_COLUMNS)
+        if c in raw
+    }
+    for column, rows in blank.items():
+        raw.loc[rows, column] = "0"
     table = _clean(raw, path, 0, numeric)
+    for column, rows in blank.items():
+        table.loc[rows, column] = np.nan
     if "image" not in table:
         table["image"] = [f"face_{i + 1}" for i in range(len(table))]
     for column in ("confidence", "success"):
         if column not in table:
-            table[column] = 1.0
+            table[column] = np.where(estimated, np.nan, 1.0)
     return table.reset_index(drop=True)
+
+
+def estimated_rows(table: pd.DataFrame) -> np.ndarray:
+    """Rows whose AUs an estimator gave, not OpenFace: a ``source`` other than empty or
+    ``OpenFace`` (``cnn_baseline.au_estimator`` writes ``mini-XCEPTION AU estimator ...``)."""
+    if "source" not in table:
+        return np.zeros(len(table), bool)
+    return ~table["source"].astype(str).str.strip().isin(["", "OpenFace"]).to_numpy()
 
 
 def sequence_columns(path: str | os.PathLike[str]) -> list[str]:

@@ -72,11 +72,16 @@ def run_folder(source: Path, settings: OpenFaceSettings, cache: Path = CACHE) ->
 
 
 def extract(
-    source: str | os.PathLike[str], settings: OpenFaceSettings, cache: Path = CACHE
+    source: str | os.PathLike[str],
+    settings: OpenFaceSettings,
+    cache: Path = CACHE,
+    allow_no_faces: bool = False,
 ) -> tuple[Path, Path]:
     """Run OpenFace (through the runner) over ``source``: an image, a folder of images, a video
     or a folder of videos. Returns ``(AU table, media root)``: the table's ``image``/``video``
-    paths are below (or, for one video, are) the media root.
+    paths are below (or, for one video, are) the media root. With ``allow_no_faces`` (the
+    faces OpenFace misses are estimated) a run that found no face at all returns the table's
+    path though none was written, its failures file beside it.
 
     Raises:
         ExplainError: ``source`` is missing; no OpenFace (how to get it); the runner failed
@@ -109,9 +114,13 @@ def extract(
     if settings.image:
         command += ["--image", settings.image]
     last = _run_forwarding(command)
-    if not table.is_file():
+    failures = table.with_name("au_table.failures.csv")
+    if not table.is_file() and not (allow_no_faces and failures.is_file()):
+        hint = ""
+        if failures.is_file() and "no face found" in failures.read_text(errors="replace"):
+            hint = "; AU_CNN=1 (--estimate-missed) would estimate the AUs of images OpenFace found no face in"
         raise ExplainError(
-            f"OpenFace wrote no AU table for {source} ({last or 'no message'}); {OPENFACE_HELP}"
+            f"OpenFace wrote no AU table for {source} ({last or 'no message'}){hint}; {OPENFACE_HELP}"
         )
     return table, media
 

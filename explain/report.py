@@ -22,6 +22,7 @@ from analysis.figures import to_data_uri
 from analysis.labels import EMOTIONS
 from analysis.render import read_json, render_page
 from analysis.results import verify_results
+from explain.estimate import HINT
 
 MAX_POINTS = 2000
 MAX_CARDS = 60
@@ -45,9 +46,27 @@ def render_explain_report(results_dir: str | Path, html_path: str | Path) -> Pat
     metrics = read_json(results / "metrics.json")
     contributions = pd.read_csv(results / "contributions.csv", keep_default_na=False, na_values=[""])
     pictures = _pictures(results)
-    context: dict = {"m": metrics, "emotions": EMOTIONS}
+    for key, default in (("openface_missed", 0), ("estimated_missed", False), ("estimator", "")):
+        metrics.setdefault(key, default)  # results written before AU estimates existed
+    metrics.setdefault("n_estimated", 0)
+    metrics.setdefault("au_sources", {})
+    unexplained_csv = results / "unexplained.csv"
+    unexplained = (
+        pd.read_csv(unexplained_csv, keep_default_na=False, dtype=str)
+        if unexplained_csv.is_file()
+        else pd.DataFrame(columns=["image", "label", "reason"])
+    )
+    context: dict = {
+        "m": metrics,
+        "emotions": EMOTIONS,
+        "hint": HINT,
+        "unexplained": unexplained.head(MAX_ROWS).to_dict("records"),
+        "n_unexplained": len(unexplained),
+    }
     if metrics["kind"] == "images":
         faces = pd.read_csv(results / "faces.csv", keep_default_na=False, na_values=[""])
+        if "au_source" not in faces:
+            faces["au_source"] = "OpenFace"
         context["faces"] = faces.head(MAX_ROWS).to_dict("records")
         context["n_faces"] = len(faces)
         context["cards"] = [

@@ -51,7 +51,10 @@ class ExplainSettings:
     folder, video file or folder the table's ``image``/``video`` paths are relative to (None:
     no face crops); ``source``: what the user gave (``IN=`` or ``AUS=``), for the page;
     ``window_s``: smoothing window (s); ``max_gallery``: most peak frames shown per run;
-    ``cnn``: use the CNN (False: AU model only).
+    ``cnn``: use the CNN (False: AU model only); ``unexplained``: the images left out (``image,
+    label, reason``: the runner's failures, or what the estimator could not take either);
+    ``openface_missed``: how many images OpenFace found no face in; ``estimated_missed``: their
+    AUs were estimated (``explain.estimate``); ``estimator``: the estimator's ``source`` text.
     """
 
     table: Path
@@ -64,6 +67,10 @@ class ExplainSettings:
     window_s: float = timeseries.DEFAULT_WINDOW_S
     max_gallery: int = timeseries.MAX_GALLERY
     chunk_rows: int = tables.CHUNK_ROWS
+    unexplained: pd.DataFrame | None = None
+    openface_missed: int = 0
+    estimated_missed: bool = False
+    estimator: str = ""
 
 
 @dataclass
@@ -95,7 +102,7 @@ def compute(settings: ExplainSettings) -> ExplainResults:
     start = time.perf_counter()
     kind = tables.table_kind(settings.table)
     loaded = load_au_model(settings.model)
-    crop_reason = _crop_reason(settings, tables.has_boxes(settings.table))
+    crop_reason = _crop_reason(settings, tables.has_boxes(settings.table) or _has_estimates(settings.table))
     if not settings.cnn:
         cnn = CNN(None, "mini-XCEPTION", "left out (--no-cnn)")
     elif crop_reason:
@@ -113,8 +120,14 @@ def compute(settings: ExplainSettings) -> ExplainResults:
             "table": settings.table.name,
             "model": _model_metrics(loaded),
             "cnn": {"name": cnn.name, "available": cnn.model is not None, "reason": cnn.reason},
+            "openface_missed": settings.openface_missed,
+            "estimated_missed": settings.estimated_missed,
+            "estimator": settings.estimator,
+            "n_unexplained": 0 if settings.unexplained is None else int(len(settings.unexplained)),
         }
     )
+    if settings.unexplained is not None:
+        results.tables["unexplained.csv"] = settings.unexplained.reset_index(drop=True)
     crop_reason = results.metrics.pop("crop_reason_video", crop_reason)  # a video that would not open
     results.metrics.update(
         {
@@ -148,20 +161,35 @@ def compute_images(
     settings: ExplainSettings, loaded: LoadedModel, cnn: CNN, crop_reason: str
 ) -> ExplainResults:
     """Every face of an image table: both models' probabilities, contributions, counterfactual, crop."""
+    from explain.estimate import source_labels
+
     table = tables.read_image_table(settings.table)
     _check_model_columns(loaded, table.columns, settings.table)
+    estimated = tables.estimated_rows(table)
+    _check_estimated_inputs(loaded, table, estimated, settings.table)
     probs = loaded.model.predict_proba(table[loaded.columns].astype(float))
     keys = [f"face{i + 1}" for i in range(len(table))]
+    sources = (
+        table["source"].astype(str).str.strip() if "source" in table else pd.Series("", index=table.index)
+    )
+    labels = source_labels(sources, settings.estimated_missed)
 
     face_crops: dict[int, np.ndarray] = {}
     missing_crop: dict[int, str] = {}
     if not crop_reason:
         for i, row in table.iterrows():
-            image = crops.read_image(_media_path(settings.media, str(row["image"])))
-            crop = None if image is None else crops.crop_face(image, tuple(row[list(tables.BOX_COLUMNS)]))
-            if crop is None:
-                missing_crop[i] = "image not found or box outside it" if image is None else "no usable box"
+            path = _media_path(settings.media, str(row["image"]))
+            box = tuple(row[list(tables.BOX_COLUMNS)]) if tables.BOX_COLUMNS[0] in table else (np.nan,) * 4
+            if estimated[i] and not np.all(np.isfinite(np.asarray(box, float))):
+                crop, missing_crop[i] = _estimator_face(path)  # the face the estimator saw
             else:
+                image = crops.read_image(path)
+                crop = None if image is None else crops.crop_face(image, box)
+                if crop is None:
+                    missing_crop[i] = (
+                        "no usable box" if image is not None else "image not found or box outside it"
+                    )
+            if crop is not None:
                 face_crops[i] = crop
     order = sorted(face_crops)
     stacked = np.stack([face_crops[i] for i in order]) if order else np.zeros((0, 48, 48), np.uint8)
@@ -176,8 +204,10 @@ def compute_images(
         record = {
             "key": keys[i],
             "image": str(row["image"]),
-            "confidence": float(row["confidence"]),
-            "success": int(row["success"]),
+            "au_source": labels[i],
+            "au_estimator": sources[i] if estimated[i] else "",
+            "confidence": float(row["confidence"]),  # NaN: estimated, OpenFace never fitted it
+            "success": pd.NA if np.isnan(row["success"]) else int(row["success"]),
             "au_predicted": str(p.idxmax()),
             **{f"au_{e}": float(p.get(e, np.nan)) for e in EMOTIONS},
             "cnn_predicted": _top(cnn_by_row.get(i)),
@@ -193,10 +223,15 @@ def compute_images(
     metrics = {
         "n_faces": int(len(table)),
         "n_crops": len(order),
-        "n_unsuccessful": int((table["success"] == 0).sum()),
+        "n_unsuccessful": int((table["success"] == 0).sum()),  # OpenFace's rows only (NaN: estimated)
+        "n_openface": int((~estimated).sum()),
+        "n_estimated": int(estimated.sum()),
+        "au_sources": {str(k): int(v) for k, v in sources[estimated].value_counts(sort=False).items()},
     }
+    faces = pd.DataFrame(rows)
+    faces["success"] = faces["success"].astype("Int64")  # written 1/0, empty for estimated faces
     return ExplainResults(
-        tables={"faces.csv": pd.DataFrame(rows), "contributions.csv": pd.DataFrame(contributions)},
+        tables={"faces.csv": faces, "contributions.csv": pd.DataFrame(contributions)},
         metrics=metrics,
         keys=[keys[i] for i in order],
         faces=stacked,
@@ -432,6 +467,49 @@ def _crop_reason(settings: ExplainSettings, boxes: bool) -> str:
             "writes them when OpenFace runs with -2Dfp)"
         )
     return ""
+
+
+def _has_estimates(path: Path) -> bool:
+    """An image table with rows an AU estimator gave (their faces are taken as it took them)."""
+    return "source" in tables.header(path) and tables.table_kind(path) == "images"
+
+
+def _estimator_face(path: Path) -> tuple[np.ndarray | None, str]:
+    """The face of an estimated row as the estimator took it (``cnn_baseline.predict.face_of``,
+    ``auto``), or None and why."""
+    try:
+        from cnn_baseline.errors import PredictError
+        from cnn_baseline.predict import face_of
+    except ImportError as error:  # pragma: no cover - cnn_baseline is part of the project
+        return None, f"no face crop ({error})"
+    try:
+        return face_of(path, "auto")[0], ""
+    except PredictError as error:
+        return None, str(error).split(" (pass --cropped")[0]
+
+
+def _check_estimated_inputs(loaded: LoadedModel, table: pd.DataFrame, estimated: np.ndarray, path: Path):
+    """Every row the model reads must have every column it reads: an estimator gives the 17
+    intensities only, so a model reading AU presences (``AU*_c``) cannot explain its rows.
+
+    Raises:
+        ExplainError: one line naming the model, the columns and the first such face.
+    """
+    from explain.errors import ExplainError
+
+    values = table[loaded.columns].to_numpy(dtype=float)
+    empty = ~np.isfinite(values)
+    if not empty.any():
+        return
+    i = int(np.argmax(empty.any(axis=1)))
+    columns = [c for c, e in zip(loaded.columns, empty[i], strict=True) if e]
+    what = "AUs an estimator gave" if estimated[i] else "AUs"
+    raise ExplainError(
+        f"{path}: the AU model {loaded.path.name} reads {', '.join(columns[:4])}"
+        f"{' ...' if len(columns) > 4 else ''}, empty for {table['image'].iloc[i]} ({what}; the AU "
+        "estimator gives the 17 intensities only): use a model on AU intensities only, e.g. "
+        "MODEL=reports/logit/model.json (make fit-logit)"
+    )
 
 
 def _media_path(media: Path | None, name: str) -> Path:
