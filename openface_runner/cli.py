@@ -14,7 +14,7 @@ from analysis.arguments import positive, positive_number
 from openface_runner import arguments
 from openface_runner.backends import BATCH_TIMEOUT_S, DEFAULT_IMAGE, make_backend
 from openface_runner.cluster import scheduler_arg
-from openface_runner.errors import InputError, RunnerError
+from openface_runner.errors import BackendError, InputError, RunnerError
 from openface_runner.flags import split_extra
 
 
@@ -328,6 +328,36 @@ def _benchmark_sequences(args, backend) -> int:
     return 0
 
 
+def _bare_rate(backend, staged: list[Path], root: Path, workers: int) -> float:
+    """images/s of bare OpenFace on ``staged``: ``workers`` processes at once, each one call over
+    its share of the images, confined to its share of the CPUs as the runner's workers are
+    (``runner.cpu_shares``): the most any runner can get from OpenFace with that many workers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from openface_runner.backends import RunFolders
+    from openface_runner.runner import cpu_shares
+
+    folders = RunFolders(root)
+    shares = cpu_shares(workers) or [None] * workers
+    for w in range(workers):
+        for folder in (folders.batches / f"b{w}", folders.outputs / f"b{w}"):
+            folder.mkdir(parents=True, exist_ok=True)
+        for image in staged[w::workers]:
+            os.link(image, folders.batches / f"b{w}" / image.name)
+
+    def call(w: int) -> int:
+        with backend.session(w, folders, cpus=shares[w]) as process:
+            return process(f"b{w}")
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        codes = list(pool.map(call, range(workers)))
+    seconds = time.perf_counter() - start
+    if any(codes):
+        raise BackendError(f"bare OpenFace exited with {codes}; see {folders.root / 'logs'}")
+    return len(staged) / seconds
+
+
 def _benchmark_cluster(args, backend, sequences: bool) -> int:
     """The runner on Dask (1 and N workers for ``local:N``) against the plain local runner at the
     same worker counts: same inputs, same backend, each run into a fresh run folder.
@@ -337,6 +367,9 @@ def _benchmark_cluster(args, backend, sequences: bool) -> int:
     process has. One untimed run over one input first loads OpenFace's models into the page
     cache. "Outside OpenFace" is the run's time minus its OpenFace calls' time per worker:
     the runner's own cost, much less sensitive to other load on the machine than the rates.
+    Images only: bare OpenFace on the same staged images with 1 and N processes at once
+    (``_bare_rate``), so the speed-up OpenFace itself allows on this machine is printed beside
+    the runner's.
     """
     import importlib
     import tempfile
@@ -379,7 +412,7 @@ def _benchmark_cluster(args, backend, sequences: bool) -> int:
         first = min(inputs, key=lambda s: s.frames) if sequences else inputs[0]
         (shutil.copytree if first.path.is_dir() else shutil.copy2)(first.path, warm / first.path.name)
         once(warm, tmp / "warm.csv", 1, None)
-        results = []
+        results, staged = [], []
         for n in counts:
             started = time.perf_counter()
             with connect(f"local:{n}" if match else args.scheduler, progress=not args.quiet) as client:
@@ -391,6 +424,7 @@ def _benchmark_cluster(args, backend, sequences: bool) -> int:
                 address = client.scheduler.address
                 for label, scheduler in (("local runner", None), ("Dask", address)):
                     summary, done = once(Path(args.in_dir), tmp / f"{label[0]}{slots}.csv", slots, scheduler)
+                    staged = sorted((summary.run_dir / "staged").glob("*.png")) or staged
                     outside = summary.seconds - summary.openface_seconds / slots
                     results.append((label, slots, summary.seconds, done))
                     print(
@@ -400,10 +434,14 @@ def _benchmark_cluster(args, backend, sequences: bool) -> int:
                         + (f" (cluster start {start_s:.1f} s not counted)" if scheduler else ""),
                         flush=True,
                     )
+        bare = {n: _bare_rate(backend, staged, tmp / f"bare{n}", n) for n in counts} if staged else {}
     rate = {(label, n): done / s for label, n, s, done in results}
+    for n, images_per_s in bare.items():
+        print(f"bare OpenFace, {n} process(es) at once, one call each: {images_per_s:.1f} images/s")
     if len(counts) == 2:
         n = counts[1]
-        print(f"Dask speed-up from 1 to {n} workers: {rate[('Dask', n)] / rate[('Dask', 1)]:.2f}x")
+        print(f"Dask speed-up from 1 to {n} workers: {rate[('Dask', n)] / rate[('Dask', 1)]:.2f}x", end="")
+        print(f" (bare OpenFace's own from 1 to {n}: {bare[n] / bare[1]:.2f}x)" if bare else "")
     for label, n, _, _ in results:
         if label == "Dask":
             print(
