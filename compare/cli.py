@@ -14,7 +14,7 @@ from pathlib import Path
 from analysis import arguments
 from analysis.arguments import PROJECT_ERRORS, OneLineParser, print_error
 from analysis.au_table import FER2013_AU_TABLE
-from compare.data import NO_FACE, PRIVATETEST, CompareError, load_compare_data
+from compare.data import ESTIMATED, NO_FACE, PRIVATETEST, CompareError, load_compare_data
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--privatetest", type=arguments.input_file, default=PRIVATETEST,
         help="FER2013 CSV holding the PrivateTest faces",
+    )  # fmt: skip
+    run.add_argument(
+        "--estimated", type=arguments.input_file, default=ESTIMATED,
+        help="AU estimator's table of every FER2013 face (rows left out when the default is absent)",
     )  # fmt: skip
     run.add_argument(
         "--model", type=arguments.input_file, default=None,
@@ -75,6 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where the OpenFace run folders are kept (default: data/openface/compare)",
     )
+    leak = commands.add_parser(
+        "leak-control",
+        help="compute the leak control's ridge and logit from the full FER2013 (data/fer2013_au_cnn/)",
+    )
+    leak.add_argument(
+        "--data", type=arguments.input_file, required=True, help="the full FER2013 CSV (Training pixels)"
+    )
+    leak.add_argument(
+        "--model", type=arguments.input_file, default=None,
+        help="the emotion mini-XCEPTION .keras (default: cnn_baseline/models/)",
+    )  # fmt: skip
+    leak.add_argument(
+        "--au-table", type=arguments.input_file, default=FER2013_AU_TABLE,
+        help="OpenFace AUs of FER2013 (the ridge's targets)",
+    )  # fmt: skip
     report = commands.add_parser("report", help="rebuild compare.html and index.html from the results files")
     report.add_argument(
         "--out", type=arguments.output_folder, default="reports", help="reports folder (default: reports)"
@@ -91,15 +110,25 @@ def main(argv: list[str] | None = None) -> int:
     from compare.report import render_compare_report, render_index
     from compare.surrogate import SurrogateError
 
-    out = Path(args.out)
     try:
+        if args.command == "leak-control":
+            from compare.leak_control import LEAK_LOGIT, LEAK_RIDGE, build_leak_control
+
+            made = build_leak_control(args.data, args.model, args.au_table)
+            print(
+                f"ridge on {made['n_ridge']} Training faces (alpha {made['alpha']:g}, mean training R² "
+                f"{made['mean_train_r2']:.3f}), logit on {made['n_logit']}; "
+                f"wrote {LEAK_RIDGE} and {LEAK_LOGIT}"
+            )
+            return 0
+        out = Path(args.out)
         if args.command == "run" and (args.source or args.aus or args.images):
             return _run_dataset(args, out)
         if args.command == "run":
             from compare.run import CompareSettings, run_compare
 
             start = time.perf_counter()
-            data = load_compare_data(args.au_table, args.no_face, args.privatetest)
+            data = load_compare_data(args.au_table, args.no_face, args.privatetest, args.estimated)
             settings = CompareSettings(
                 out_dir=out / "compare",
                 cnn_model=args.model,
@@ -209,9 +238,10 @@ def _run_dataset(args, out: Path) -> int:
 
 
 def _print_scores(metrics: dict) -> None:
-    print(f"{'model':<48} {'acc':>6} {'95% CI':>16} {'macro-F1':>9} {'end-to-end acc':>15}")
+    width = max(len(r["name"]) for r in metrics["models"].values())
+    print(f"{'model':<{width}} {'acc':>6} {'95% CI':>16} {'macro-F1':>9} {'end-to-end acc':>15}")
     for r in metrics["models"].values():
         low, high = r["accuracy_ci"]
         e2e = r["end_to_end"]["accuracy"]
         ci = f"[{low:.3f}, {high:.3f}]"
-        print(f"{r['name']:<48} {r['accuracy']:6.3f} {ci:>16} {r['macro_f1']:9.3f} {e2e:15.3f}")
+        print(f"{r['name']:<{width}} {r['accuracy']:6.3f} {ci:>16} {r['macro_f1']:9.3f} {e2e:15.3f}")

@@ -31,6 +31,8 @@ from cnn_baseline.data import load_fer2013
 ROOT = Path(__file__).resolve().parent.parent
 NO_FACE = ROOT / "data" / "fer2013_openface" / "fer2013_openface_no_face.csv.gz"
 PRIVATETEST = ROOT / "data" / "fer2013" / "fer2013_privatetest.csv.gz"
+# cnn_baseline.au_estimator.ESTIMATED_TABLE (not imported: that module loads Keras)
+ESTIMATED = ROOT / "data" / "fer2013_au_cnn" / "fer2013_au_cnn.csv.gz"
 
 
 class CompareError(ValueError):
@@ -48,12 +50,20 @@ class CompareData:
     where OpenFace found no face). ``pixels``: (len(test), 48, 48, 1) uint8, 0-255, aligned
     with ``test``. ``groups``: the subject of each test face (another dataset with
     ``SUBJECT=``; None for FER2013, whose faces are resampled one by one).
+
+    The AU estimator's estimates (``cnn_baseline.au_estimator``), where its table is there
+    (else None): ``estimated_train``, every six-class Training face (those OpenFace missed
+    too): ``image``, ``label`` and the 17 ``AU*_r``; ``estimated_test``, the 17 ``AU*_r`` of
+    every test face, aligned with ``test``; ``estimated_source``: the table's ``source``.
     """
 
     train: pd.DataFrame
     test: pd.DataFrame
     pixels: np.ndarray
     groups: np.ndarray | None = None  # (len(test),) subject of each face: bootstrap over subjects
+    estimated_train: pd.DataFrame | None = None
+    estimated_test: pd.DataFrame | None = None
+    estimated_source: str = ""
 
     @property
     def paired(self) -> np.ndarray:
@@ -74,8 +84,10 @@ def load_compare_data(
     au_table: str | Path = FER2013_AU_TABLE,
     no_face: str | Path = NO_FACE,
     privatetest: str | Path = PRIVATETEST,
+    estimated: str | Path | None = ESTIMATED,
 ) -> CompareData:
-    """Read and join the AU table, the no-face list and the PrivateTest pixels.
+    """Read and join the AU table, the no-face list and the PrivateTest pixels (and the
+    estimated AUs, ``read_estimated``, when the ``estimated`` table exists; None: leave them out).
 
     Every six-class PrivateTest image of the pixel file must be accounted for: either it
     has an AU row or it is in the no-face list, with the same label in both files.
@@ -83,6 +95,7 @@ def load_compare_data(
     Raises:
         CompareError: a file lacks ``Usage``/``image``, an image is in neither list or in
             both, or labels disagree between the files.
+            The estimated table lacks a test face (``read_estimated``).
         AUTableError, FER2013Error: unreadable or invalid inputs (from the readers).
     """
     aus = read_au_table(au_table, label_column="emotion", label_coding="name")
@@ -118,7 +131,48 @@ def load_compare_data(
     if clash.any():
         example = test["image"][clash].iloc[0]
         raise CompareError(f"labels differ between {au_table} and {privatetest}, e.g. {example}")
-    return CompareData(train, test, np.stack(pixels["pixels"].to_list())[..., None])
+    data = CompareData(train, test, np.stack(pixels["pixels"].to_list())[..., None])
+    if estimated is not None and Path(estimated).is_file():
+        data.estimated_train, data.estimated_test, data.estimated_source = read_estimated(estimated, test)
+    return data
+
+
+def read_estimated(path: str | Path, test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The AU estimator's table (``image, label, Usage``, 17 ``AU*_r``, ``source``) for the comparison.
+
+    Joined on image *and* label (FER2013 reuses two Training stems with different labels).
+
+    Returns:
+        ``(train, test_aus, source)``: every six-class Training row (``image``, ``label``, the
+        17 ``AU*_r``); the 17 ``AU*_r`` of each row of ``test``, same index; the ``source``.
+
+    Raises:
+        CompareError: no ``image``/``Usage``/``source`` column, an image twice, or a test face
+            the table does not cover.
+        AUTableError: an unreadable or invalid table.
+    """
+    table = read_au_table(path, label_coding="name")
+    for column in ("image", "Usage", "source"):
+        if column not in table:
+            raise CompareError(f"{path}: no {column!r} column in the estimated AU table")
+    missing_aus = [c for c in AU_R_COLUMNS if c not in table]
+    if missing_aus:
+        raise CompareError(f"{path}: no {', '.join(missing_aus)} in the estimated AU table")
+    twice = table.duplicated(["image", LABEL])
+    if twice.any():
+        raise CompareError(f"{path}: an image is estimated twice, e.g. {table['image'][twice].iloc[0]}")
+    keyed = table.set_index(["image", LABEL])
+    wanted = pd.MultiIndex.from_frame(test[["image", LABEL]])
+    uncovered = wanted.difference(keyed.index)
+    if len(uncovered):
+        raise CompareError(
+            f"{path}: {len(uncovered)} test face(s) have no estimated AUs, e.g. {uncovered[0][0]} "
+            f"({uncovered[0][1]}); regenerate the table with the AU estimator"
+        )
+    test_aus = keyed.loc[wanted, list(AU_R_COLUMNS)].set_axis(test.index).astype(float)
+    train = six_class_rows(table[table["Usage"] == "Training"])[["image", LABEL, *AU_R_COLUMNS]]
+    sources = table["source"].dropna().unique()
+    return train.reset_index(drop=True), test_aus, "; ".join(str(s) for s in sources)
 
 
 def _read_no_face(path: str | Path) -> pd.DataFrame:

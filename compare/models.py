@@ -19,7 +19,7 @@ from sklearn.dummy import DummyClassifier
 from analysis.au_models import BlackBox
 from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS, LABEL, read_au_table, six_class_rows
 from analysis.labels import EMOTIONS
-from analysis.logit import AULogitModel, fit_logit
+from analysis.logit import AULogitModel, LogitFit, fit_logit
 from analysis.quality import apply_quality_policy
 from cnn_baseline.data import CLASS_NAMES
 
@@ -202,7 +202,104 @@ def glass_box(
         model.n_parameters,
         seconds,
         lambda i: model.predict_proba(test.iloc[[i]]),
+        {"spec": spec},
     )
+
+
+# The rows of the AU bottleneck (``Scored.extra["au_source"]``): AUs estimated from pixels by the
+# AU estimator (trained on OpenFace's AUs only), and the leak control's AUs regressed on the
+# emotion CNN's features. Their AUs are not OpenFace's, so they predict every face.
+ESTIMATED, LEAKY = "estimated", "leaky"
+
+
+def _every_face(test_aus: pd.DataFrame, proba: Callable[[pd.DataFrame], np.ndarray]) -> pd.DataFrame:
+    return pd.DataFrame(proba(test_aus), index=test_aus.index, columns=list(EMOTIONS))
+
+
+def estimated_logit(train: pd.DataFrame, test_aus: pd.DataFrame, source: str) -> tuple[Scored, LogitFit]:
+    """The reference logit (``logit_model``'s, 17 ``AU*_r``, neutral reference) fitted on the AU
+    estimator's estimates of every six-class Training face; predicts every test face.
+
+    Args:
+        train: ``image``, ``label``, 17 ``AU*_r`` (``CompareData.estimated_train``).
+        test_aus: the test faces' estimated 17 ``AU*_r`` (``CompareData.estimated_test``).
+
+    Returns:
+        ``(Scored, LogitFit)``.
+    """
+    start = time.perf_counter()
+    fit = fit_logit(train, AU_R, tests=False)
+    seconds = time.perf_counter() - start
+    model = fit.model
+    scored = Scored(
+        "logit_au_est",
+        "AU logit on estimated AUs (explainable, every face)",
+        "AU",
+        "the same logit on 17 AU_r estimated from the pixels by the AU estimator (trained on OpenFace's "
+        f"AUs, never on emotions), all {len(train):,} six-class Training faces",
+        _every_face(test_aus, lambda rows: model.predict_proba(rows)[list(EMOTIONS)].to_numpy()),
+        int(model.params.size),
+        seconds,
+        lambda i: model.predict_proba(test_aus.iloc[[i]]),
+        {"au_source": ESTIMATED, "source": source},
+    )
+    return scored, fit
+
+
+def estimated_glass_box(spec, train: pd.DataFrame, test_aus: pd.DataFrame, seed: int = 0) -> Scored:
+    """The selected glass-box's settings (``spec``) fitted on the estimated AU_r of every six-class
+    Training face (the estimator gives no presences, so AU_c terms are left out)."""
+    from analysis.glassbox import build
+
+    start = time.perf_counter()
+    model = build(spec, AU_R, [], seed).fit(train, train[LABEL])
+    seconds = time.perf_counter() - start
+    return Scored(
+        "glassbox_au_est",
+        f"Glass-box on estimated AUs ({spec.key}, every face)",
+        "AU",
+        f"{spec.description}; on the 17 estimated AU_r (no presences), all {len(train):,} six-class "
+        f"Training faces; {model.n_terms} terms",
+        _every_face(test_aus, lambda rows: model.predict_proba(rows)[list(EMOTIONS)].to_numpy()),
+        model.n_parameters,
+        seconds,
+        lambda i: model.predict_proba(test_aus.iloc[[i]]),
+        {"au_source": ESTIMATED},
+    )
+
+
+def leaky_logit(control, cnn, pixels: np.ndarray, test: pd.DataFrame) -> tuple[Scored, pd.DataFrame]:
+    """The leak control (``compare.leak_control``): the emotion CNN's features of each test face,
+    the vendored ridge to 17 AUs, the vendored logit fitted on the Training faces' such AUs.
+
+    Args:
+        control: a ``LeakControl``; cnn: the loaded emotion CNN it was made with.
+
+    Returns:
+        ``(Scored, aus)``: ``aus`` the test faces' predicted 17 ``AU*_r``, aligned with ``test``.
+    """
+    from compare.leak_control import cnn_features, feature_model
+
+    body = feature_model(cnn)
+    aus = pd.DataFrame(
+        control.ridge.predict(cnn_features(cnn, pixels, body=body)), index=test.index, columns=AU_R
+    )
+    logit = control.logit
+    return Scored(
+        "leaky_au_from_cnn",
+        "control: AUs regressed on the emotion CNN's features (leaks emotion)",
+        "AU",
+        f"ridge (alpha {control.ridge.alpha:g}) from the emotion CNN's {control.ridge.coef.shape[1]} pooled "
+        f"features to OpenFace's 17 AU_r, then the same logit ({int(logit.metadata.get('n_rows', 0)):,} "
+        "Training faces); the features were learned from emotion labels: not an AU explanation",
+        _every_face(aus, lambda rows: logit.predict_proba(rows)[list(EMOTIONS)].to_numpy()),
+        int(logit.params.size + control.ridge.coef.size + control.ridge.intercept.size),
+        logit.metadata.get("fit_seconds"),
+        lambda i: logit.predict_proba(
+            pd.DataFrame(control.ridge.predict(cnn_features(cnn, pixels[i : i + 1], body=body)), columns=AU_R)
+        ),
+        {"au_source": LEAKY},
+    ), aus
 
 
 def majority(train: pd.DataFrame, test: pd.DataFrame) -> Scored:

