@@ -117,7 +117,7 @@ def compare_page(pages, tmp_path_factory) -> Path:
     pixels and OpenFace AUs), every image renamed to a hostile name in all three inputs."""
     pytest.importorskip("tensorflow")
     import cnn_baseline  # noqa: F401
-    from compare.data import load_compare_data
+    from compare.data import ESTIMATED, load_compare_data
     from compare.report import render_compare_report
     from compare.run import CompareSettings, run_compare
 
@@ -130,13 +130,25 @@ def compare_page(pages, tmp_path_factory) -> Path:
     )
     missing = pd.read_csv(FER2013_NO_FACE)
     missing = missing[missing["image"].isin(stems)]
+    estimated = pd.read_csv(ESTIMATED)  # the AU estimator's rows: the bottleneck rows too
+    estimated = pd.concat(
+        [
+            estimated[estimated["Usage"] == "Training"].groupby("label").head(100),
+            estimated[estimated["image"].isin(stems)],
+        ]
+    )
     names = {stem: f"{_hostile(i)}{stem}" for i, stem in enumerate(stems)}
-    for frame, file in ((pixels, "pixels.csv.gz"), (aus, "aus.csv"), (missing, "no_face.csv")):
+    inputs = ((pixels, "pixels.csv.gz"), (aus, "aus.csv"), (missing, "no_face.csv"), (estimated, "est.csv"))
+    for frame, file in inputs:
         frame["image"] = frame["image"].map(lambda s: names.get(s, s))
         frame.to_csv(work / file, index=False)
-    data = load_compare_data(work / "aus.csv", work / "no_face.csv", work / "pixels.csv.gz")
+    data = load_compare_data(work / "aus.csv", work / "no_face.csv", work / "pixels.csv.gz", work / "est.csv")
     settings = CompareSettings(
-        out_dir=pages / "compare", n_resamples=50, latency_repeats=2, gallery_per_case=3
+        out_dir=pages / "compare",
+        n_resamples=50,
+        latency_repeats=2,
+        gallery_per_case=3,
+        estimated_glassbox="logit",
     )
     run_compare(data, settings)
     return render_compare_report(pages / "compare", pages / "compare.html")
