@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.files import atomic_path
+from analysis.files import atomic_path, write_csv
 from analysis.labels import EMOTIONS, name_for
 
 _AU_R = ("01", "02", "04", "05", "06", "07", "09", "10", "12", "14", "15", "17", "20", "23", "25", "26", "45")
@@ -86,6 +86,8 @@ SEED_AU_TABLE = _DATA / "seed_au" / "emotion_all.csv"
 """The bundled seed AU data: 4,473 faces, 17 AU intensities, labels coded 0-5 (``"seed"``)."""
 FER2013_AU_TABLE = _DATA / "fer2013_openface" / "fer2013_openface.csv.gz"
 """OpenFace 2.2.0 AUs of every FER2013 image with a face (``emotion`` names, ``Usage`` split)."""
+ESTIMATED_AU_TABLE = _DATA / "fer2013_au_cnn" / "fer2013_au_cnn.csv.gz"
+"""The AU estimator's AUs of every FER2013 image (``label`` names, ``Usage``, ``source``; no ``AU*_c``)."""
 
 INTENSITY_RANGE = (0.0, 5.0)
 LABEL = "label"
@@ -192,13 +194,7 @@ def write_au_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     first = [c for c in (*_META_FIRST, *BOX_COLUMNS) if c in table]
     aus = [c for c in (*AU_R_COLUMNS, *AU_C_COLUMNS) if c in table]
     rest = [c for c in table.columns if c not in first and c not in aus]
-    # The temporary file's name ends in .tmp: compression follows the target's name (gzip
-    # without a time stamp, so the same table gives the same bytes).
-    gzip_it = str(path).endswith(".gz")
-    with atomic_path(path) as tmp:
-        table[first + aus + rest].to_csv(
-            tmp, index=False, compression={"method": "gzip", "mtime": 0} if gzip_it else None
-        )
+    write_csv(path, table[first + aus + rest])  # a .gz path gzipped reproducibly (no time, no name)
 
 
 def check_boxes(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:

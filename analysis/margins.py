@@ -102,4 +102,3 @@ def marginal_effects_table(
                 }
             )
     return pd.DataFrame(rows)
-

@@ -107,16 +107,16 @@ def verify_results(folder: str | os.PathLike[str]) -> dict[str, Any]:
             )
     foreign = sorted(present - set(files))
     if foreign:
-        raise ResultsError(f"{root / foreign[0]}: not written by run {manifest.get('run_id')}; "
-                           "remove it or run the stage again")
+        raise ResultsError(
+            f"{root / foreign[0]}: not written by run {manifest.get('run_id')}; "
+            "remove it or run the stage again"
+        )
     return manifest
 
 
 def _write_manifest(folder: Path, stage: str) -> None:
     files = {
-        p.relative_to(folder).as_posix(): file_sha256(p)
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        p.relative_to(folder).as_posix(): file_sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()
     }
     run_id = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
     manifest = {"stage": stage, "run_id": run_id, "files": files}

@@ -24,6 +24,7 @@ import pandas as pd
 
 from analysis.au_table import (
     AU_R_COLUMNS,
+    ESTIMATED_AU_TABLE,
     FER2013_AU_TABLE,
     INTENSITY_RANGE,
     one_face_per_image,
@@ -153,8 +154,9 @@ def train_au_estimator(
 
     Mean squared error on the 17 intensities, Adam (1e-3), batch 64, random horizontal flips,
     the learning rate divided by 10 after ``patience // 2`` epochs without a better PublicTest
-    loss and early stopping after ``patience`` (improvements under 1e-4 do not count). Writes ``history.csv``, ``last.keras`` (every
-    epoch, with the optimiser: ``resume`` continues from it) and ``training.json`` into
+    loss and early stopping after ``patience`` (improvements under 1e-4 do not count). Writes
+    ``history.csv``, ``last.keras`` (every epoch, with the optimiser: ``resume`` continues from
+    it) and ``training.json`` into
     ``run_dir``; the best model to ``model_path``. PrivateTest is not read here.
 
     Returns:
@@ -252,7 +254,7 @@ def _best_loss(history_csv: Path) -> float:
     return float(pd.read_csv(history_csv)["val_loss"].min())
 
 
-ESTIMATED_TABLE = Path(__file__).resolve().parent.parent / "data" / "fer2013_au_cnn" / "fer2013_au_cnn.csv.gz"
+ESTIMATED_TABLE = ESTIMATED_AU_TABLE
 
 
 def evaluate_au_estimator(

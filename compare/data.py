@@ -18,6 +18,7 @@ import pandas as pd
 from analysis.au_table import (
     AU_C_COLUMNS,
     AU_R_COLUMNS,
+    ESTIMATED_AU_TABLE,
     FER2013_AU_TABLE,
     LABEL,
     one_face_per_image,
@@ -31,8 +32,7 @@ from cnn_baseline.data import load_fer2013
 ROOT = Path(__file__).resolve().parent.parent
 NO_FACE = ROOT / "data" / "fer2013_openface" / "fer2013_openface_no_face.csv.gz"
 PRIVATETEST = ROOT / "data" / "fer2013" / "fer2013_privatetest.csv.gz"
-# cnn_baseline.au_estimator.ESTIMATED_TABLE (not imported: that module loads Keras)
-ESTIMATED = ROOT / "data" / "fer2013_au_cnn" / "fer2013_au_cnn.csv.gz"
+ESTIMATED = ESTIMATED_AU_TABLE
 
 
 class CompareError(ValueError):

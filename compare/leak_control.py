@@ -27,13 +27,20 @@ import numpy as np
 import pandas as pd
 
 from analysis.au_models import ModelFileError
-from analysis.au_table import AU_R_COLUMNS, FER2013_AU_TABLE, INTENSITY_RANGE, LABEL, read_au_table
+from analysis.au_table import (
+    AU_R_COLUMNS,
+    ESTIMATED_AU_TABLE,
+    FER2013_AU_TABLE,
+    INTENSITY_RANGE,
+    LABEL,
+    read_au_table,
+)
 from analysis.files import write_json
 from analysis.labels import EMOTIONS, name_for
 from analysis.logit import AULogitModel
 
 ROOT = Path(__file__).resolve().parent.parent
-LEAK_DIR = ROOT / "data" / "fer2013_au_cnn"
+LEAK_DIR = ESTIMATED_AU_TABLE.parent
 LEAK_RIDGE = LEAK_DIR / "leak_control_ridge.json"
 LEAK_LOGIT = LEAK_DIR / "leak_control_logit.json"
 RIDGE_FORMAT = "au-workbench/leak-control-ridge/1"

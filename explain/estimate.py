@@ -26,9 +26,9 @@ import pandas as pd
 
 from analysis.au_table import AU_R_COLUMNS
 from explain.errors import ExplainError
+from openface_runner.runner import NO_FACE, failures_path
 
 OPENFACE = "OpenFace"
-NO_FACE = "no face found"  # openface_runner.runner.NO_FACE (kept here: explain needs no runner import)
 ESTIMATED_MISSED = "AU estimator (OpenFace found no face)"
 ESTIMATED = "AU estimator"
 HINT = "AU_CNN=1 (--estimate-missed) would estimate their AUs from the pixels"
@@ -39,7 +39,7 @@ TABLE_NAME = "au_table.with_estimates.csv"
 @dataclass
 class Missed:
     """The images OpenFace could not use: ``failures`` (``image, label, reason``, as the runner
-    writes them) and how many of them are "no face found"."""
+    writes them); ``no_face``: those OpenFace found no face in."""
 
     failures: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["image", "label", "reason"]))
 
@@ -48,15 +48,9 @@ class Missed:
         return self.failures[self.failures["reason"] == NO_FACE]
 
 
-def failures_file(table: str | Path) -> Path:
-    """The runner's failures file beside ``table`` (``x.csv`` -> ``x.failures.csv``)."""
-    table = Path(table)
-    return table.with_name(table.name.removesuffix(".gz").removesuffix(".csv") + ".failures.csv")
-
-
 def read_missed(table: str | Path) -> Missed:
     """The failures the runner recorded beside ``table`` (none when there is no such file)."""
-    path = failures_file(table)
+    path = failures_path(table)
     if not path.is_file():
         return Missed()
     try:
@@ -142,7 +136,7 @@ def estimate_missed(
         if openface is None:
             raise ExplainError(
                 f"no face to explain: OpenFace found none, and neither did the Haar cascade "
-                f"({len(unexplained_table)} image(s); see {failures_file(table)})"
+                f"({len(unexplained_table)} image(s); see {failures_path(table)})"
             )
         return _write(openface, out), unexplained_table
     aus = estimate_aus(load_au_estimator(path), np.stack(faces)[..., None])

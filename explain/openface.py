@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from explain.errors import OPENFACE_HELP, ExplainError
+from openface_runner.runner import NO_FACE, failures_path
 
 CACHE = Path("data/openface/explain")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -114,10 +115,10 @@ def extract(
     if settings.image:
         command += ["--image", settings.image]
     last = _run_forwarding(command)
-    failures = table.with_name("au_table.failures.csv")
+    failures = failures_path(table)
     if not table.is_file() and not (allow_no_faces and failures.is_file()):
         hint = ""
-        if failures.is_file() and "no face found" in failures.read_text(errors="replace"):
+        if failures.is_file() and NO_FACE in failures.read_text(errors="replace"):
             hint = "; AU_CNN=1 (--estimate-missed) would estimate the AUs of images OpenFace found no face in"
         raise ExplainError(
             f"OpenFace wrote no AU table for {source} ({last or 'no message'}){hint}; {OPENFACE_HELP}"

@@ -220,8 +220,10 @@ def image_task(
     """
     from openface_runner.runner import process_batch
 
-    paths = [folders.root / RUN_MARKER, staged_dir, done_dir, *(i.path for i in batch)]
-    backend, reason = _ready(backend, folders, paths)
+    inputs = [i.path for i in batch]
+    # one vanished input fails only itself (staging says why); none visible: no shared file system
+    unseen = [] if any(path.exists() for path in inputs) else inputs[:1]
+    backend, reason = _ready(backend, folders, [folders.root / RUN_MARKER, staged_dir, done_dir, *unseen])
     if reason:
         outcomes = {i.key: reason for i in batch}
         return {"outcomes": outcomes, "staged": len(batch), "calls": 1, "failed_calls": 1, "seconds": 0.0}

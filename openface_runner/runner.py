@@ -245,8 +245,6 @@ def _run_locked(
             "openface_args": backend.extra,
         },
     )
-    failed: dict[str, str] = {}  # image.relative -> reason
-
     not_done = [i for i in images if not (done_dir / f"{i.key}_of_details.txt").exists()]
     if not_done and (scheduler is None or scheduler.startswith("local:")):
         backend.check(folders)  # fail before any work (on a remote cluster each worker checks its own)
@@ -275,11 +273,7 @@ def _run_locked(
             failed[image.relative] = outcome
         else:
             faces.append((image, outcome))
-    rows = [
-        {"image": image.relative, "label": image.label, **face}
-        for image, face in faces
-        if image.relative not in failed
-    ]
+    rows = [{"image": image.relative, "label": image.label, **face} for image, face in faces]
 
     table = pd.DataFrame(rows)
     by_name = {image.relative: image for image in images}

