@@ -154,6 +154,10 @@ class NativeBackend:
                         )
                     except OSError as exc:
                         raise BackendError(f"cannot start {self.binary} ({exc.strerror})") from None
+                    except subprocess.SubprocessError as exc:  # the CPU confinement failed in the child
+                        raise BackendError(
+                            f"cannot start {self.binary} on CPUs {sorted(cpus or ())} ({exc})"
+                        ) from None
                     self._running.add(child)
                 try:
                     code = child.wait(timeout=self.timeout_s)
