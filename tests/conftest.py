@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from analysis.au_table import SEED_AU_TABLE
@@ -23,3 +25,63 @@ def seed_run(tmp_path_factory) -> LogitRun:
     """`fit-logit` on the bundled seed AU data with default settings."""
     out = tmp_path_factory.mktemp("reports")
     return run_fit_logit(SEED_AU_TABLE, out, label_coding="seed", progress=False)
+
+
+# Hostile names: shown as text on every page, never run (tests/test_pages.py).
+SCRIPT = "<script>alert(1)</script>"
+IMG = '"><img src=x onerror=alert(1)>'
+AMP = "a & b"
+HOSTILE = (SCRIPT, IMG, AMP)
+INPUT_NAME = f"{IMG}&.csv"  # a file name may hold every hostile character but "/"
+FER2013_AUS = Path(__file__).resolve().parent.parent / "data" / "fer2013_openface" / "fer2013_openface.csv.gz"
+
+
+def hostile(i: int) -> str:
+    return HOSTILE[i % len(HOSTILE)]
+
+
+@pytest.fixture(scope="session")
+def hostile_seed_input(tmp_path_factory) -> Path:
+    """The bundled seed table with hostile image names, saved under a hostile file name."""
+    folder = tmp_path_factory.mktemp("input")
+    table = pd.read_csv(SEED_AU_TABLE)
+    table.insert(0, "image", [f"{hostile(i)}{i}.jpg" for i in range(len(table))])
+    path = folder / INPUT_NAME
+    table.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def glassbox_small(tmp_path_factory, hostile_seed_input) -> tuple[Path, dict]:
+    """`fit-glassbox` cut small (fast candidates, 3 folds, 10 refits) on real data with hostile
+    names: the seed table and 2,400 FER2013 OpenFace rows. Returns (results folder, metrics);
+    shared by the glass-box tests and the page tests (one run: it is the suite's costliest setup)."""
+    from analysis.run_glassbox import GlassboxSettings, run_glassbox
+
+    work = tmp_path_factory.mktemp("glassbox")
+    table = pd.read_csv(FER2013_AUS)
+    small = pd.concat(
+        [
+            table[table["Usage"] == "Training"].groupby("emotion").head(300),
+            table[table["Usage"] == "PrivateTest"].groupby("emotion").head(100),
+        ]
+    )
+    small["image"] = [f"{hostile(i)}{i}" for i in range(len(small))]
+    small.to_csv(work / "fer_small.csv", index=False)
+    settings = GlassboxSettings(
+        work / "glassbox",
+        seed_au_input=hostile_seed_input,
+        fer2013_input=work / "fer_small.csv",
+        folds=3,
+        n_resamples=10,
+        fast=True,
+        n_jobs=2,
+    )
+    metrics = run_glassbox(settings, progress=False)
+    return work / "glassbox", metrics
+
+
+def copy_results(results: Path, to: Path) -> Path:
+    """A results folder copied whole (its manifest still matches)."""
+    shutil.copytree(results, to)
+    return to

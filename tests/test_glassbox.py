@@ -21,7 +21,6 @@ from analysis.glassbox import ModelSpec, build, class_weights
 from analysis.glassbox_selection import au_effects, bootstrap_stability, candidates, select
 from analysis.logit import fit_logit
 from analysis.quality import apply_quality_policy
-from analysis.run_glassbox import GlassboxSettings, run_glassbox
 from tests.browser import needs_chromium, open_in_chromium
 
 R, C = list(AU_R_COLUMNS), list(AU_C_COLUMNS)
@@ -112,25 +111,14 @@ def test_selection_by_cv_and_bootstrap_stability(seed_rows):
 
 
 @pytest.fixture(scope="module")
-def glassbox_run(tmp_path_factory):
-    """The whole `fit-glassbox` on real data cut small: seed data and 2,400 FER2013 faces."""
+def glassbox_run(glassbox_small):
+    """The whole `fit-glassbox` on real data cut small (``glassbox_small``: seed data and 2,400
+    FER2013 faces), and its page."""
     from analysis.glassbox_report import render_glassbox_report
 
-    tmp = tmp_path_factory.mktemp("glassbox")
-    table = pd.read_csv(FER2013_AU_TABLE)
-    small = pd.concat(
-        [
-            table[table["Usage"] == "Training"].groupby("emotion").head(300),
-            table[table["Usage"] == "PrivateTest"].groupby("emotion").head(100),
-        ]
-    )
-    small.to_csv(tmp / "fer_small.csv", index=False)
-    settings = GlassboxSettings(
-        tmp / "glassbox", fer2013_input=tmp / "fer_small.csv", folds=3, n_resamples=10, fast=True, n_jobs=2
-    )
-    metrics = run_glassbox(settings, progress=False)
-    html = render_glassbox_report(tmp / "glassbox", tmp / "glassbox.html")
-    return tmp, metrics, html
+    results, metrics = glassbox_small
+    html = render_glassbox_report(results, results.parent / "glassbox.html")
+    return results.parent, metrics, html
 
 
 def test_glassbox_results_files(glassbox_run):

@@ -21,67 +21,36 @@ from matplotlib.figure import Figure
 from analysis import figures, render
 from analysis.results import ResultsError
 from tests.browser import needs_chromium, open_in_chromium
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, HOSTILE, IMG, INPUT_NAME, SCRIPT, copy_results, hostile
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_TABLE = ROOT / "data" / "seed_au" / "emotion_all.csv"
 FER2013_AUS = ROOT / "data" / "fer2013_openface" / "fer2013_openface.csv.gz"
 FER2013_NO_FACE = ROOT / "data" / "fer2013_openface" / "fer2013_openface_no_face.csv.gz"
-SCRIPT = "<script>alert(1)</script>"
-IMG = '"><img src=x onerror=alert(1)>'
-AMP = "a & b"
-HOSTILE = (SCRIPT, IMG, AMP)
-INPUT_NAME = f"{IMG}&.csv"  # a file name may hold every hostile character but "/"
 PYTHON_VALUES = re.compile(r"\b(True|False|nan|NaN|None)\b|\(0\.000\)")
 
 
-def _hostile(i: int) -> str:
-    return HOSTILE[i % len(HOSTILE)]
+_hostile = hostile
 
 
 @pytest.fixture(scope="module")
-def pages(tmp_path_factory) -> Path:
+def pages(tmp_path_factory, hostile_seed_input) -> Path:
     """One reports folder with the logit page of a real fit on the seed table, its image
     column replaced by hostile names and saved under a hostile file name."""
     from analysis.run_logit import run_fit_logit
 
     folder = tmp_path_factory.mktemp("pages")
-    table = pd.read_csv(SEED_TABLE)
-    table.insert(0, "image", [f"{_hostile(i)}{i}.jpg" for i in range(len(table))])
-    hostile_input = folder / "input" / INPUT_NAME
-    hostile_input.parent.mkdir()
-    table.to_csv(hostile_input, index=False)
-    run_fit_logit(hostile_input, folder / "reports", label_coding="seed", progress=False)
+    run_fit_logit(hostile_seed_input, folder / "reports", label_coding="seed", progress=False)
     return folder / "reports"
 
 
 @pytest.fixture(scope="module")
-def glassbox_page(pages, tmp_path_factory) -> Path:
-    """The glass-box page beside it: `fit-glassbox` cut small (fast candidates, 3 folds, 10
-    refits) on the hostile seed table and 2,400 real FER2013 OpenFace rows with hostile names."""
+def glassbox_page(pages, glassbox_small) -> Path:
+    """The glass-box page beside it, from the shared cut-down `fit-glassbox` run on the hostile
+    seed table and 2,400 real FER2013 OpenFace rows with hostile names (``glassbox_small``)."""
     from analysis.glassbox_report import render_glassbox_report
-    from analysis.run_glassbox import GlassboxSettings, run_glassbox
 
-    work = tmp_path_factory.mktemp("glassbox")
-    table = pd.read_csv(FER2013_AUS)
-    small = pd.concat(
-        [
-            table[table["Usage"] == "Training"].groupby("emotion").head(300),
-            table[table["Usage"] == "PrivateTest"].groupby("emotion").head(100),
-        ]
-    )
-    small["image"] = [f"{_hostile(i)}{i}" for i in range(len(small))]
-    small.to_csv(work / "fer_small.csv", index=False)
-    settings = GlassboxSettings(
-        pages / "glassbox",
-        seed_au_input=pages.parent / "input" / INPUT_NAME,
-        fer2013_input=work / "fer_small.csv",
-        folds=3,
-        n_resamples=10,
-        fast=True,
-        n_jobs=2,
-    )
-    run_glassbox(settings, progress=False)
+    copy_results(glassbox_small[0], pages / "glassbox")
     return render_glassbox_report(pages / "glassbox", pages / "glassbox.html")
 
 
