@@ -177,14 +177,7 @@ def parse_face_csv(path: Path, geometry: Geometry | None = None) -> dict[str, fl
     _check_ranges(numbers, wanted, path)
     best = int(numbers[:, 0].argmax())
     row: dict[str, float | int] = {c: float(v) for c, v in zip(wanted, numbers[best], strict=True)}
-    row["face"] = _integer(frame, "face" if "face" in at else "face_id", best, path)
-    row["face_count"] = len(frame)
-    if "success" in at:
-        row["success"] = _integer(frame, "success", best, path)
-        if row["success"] not in (0, 1):
-            raise OutputError(path, f"success = {row['success']} in face row {best + 1}, not 0 or 1")
-    else:
-        row["success"] = int(row["confidence"] > SUCCESS_CONFIDENCE)
+    row.update(_face_fields(frame, best, row["confidence"], path))
     present = [c for c in (*X_COLUMNS, *Y_COLUMNS) if c in at]
     if present and len(present) != 2 * LANDMARKS:
         landmark_boxes(frame, path)  # raises with the missing columns named
@@ -225,19 +218,31 @@ def _parse_frame(frame: pd.DataFrame, path: Path, geometry: Geometry | None) -> 
     check_ranges(numbers, path)
     best = int(numbers["confidence"].to_numpy().argmax())
     row: dict[str, float | int] = {c: float(numbers[c].iloc[best]) for c in wanted}
-    row["face"] = _integer(frame, "face" if "face" in frame else "face_id", best, path)
-    row["face_count"] = len(frame)
-    if "success" in frame:
-        row["success"] = _integer(frame, "success", best, path)
-        if row["success"] not in (0, 1):
-            raise OutputError(path, f"success = {row['success']} in face row {best + 1}, not 0 or 1")
-    else:
-        row["success"] = int(row["confidence"] > SUCCESS_CONFIDENCE)
+    row.update(_face_fields(frame, best, row["confidence"], path))
     boxes = landmark_boxes(frame.reset_index(drop=True), path)
     if boxes is not None:
         box = {c: float(boxes[c].iloc[best]) for c in BOX_COLUMNS}
         row.update(to_original(box, geometry) if geometry and not np.isnan(box["face_w"]) else box)
     return row
+
+
+def _face_fields(frame: pd.DataFrame, best: int, confidence: float, path: Path) -> dict[str, int]:
+    """``face`` (or ``face_id``), ``face_count`` and ``success`` of face row ``best`` (OpenFace's
+    own ``success`` where written, else 1 above ``SUCCESS_CONFIDENCE``).
+
+    Raises:
+        OutputError: a face index or ``success`` that is not an integer, a ``success`` not 0 or 1.
+    """
+    fields = {
+        "face": _integer(frame, "face" if "face" in frame else "face_id", best, path),
+        "face_count": len(frame),
+    }
+    if "success" not in frame:
+        return {**fields, "success": int(confidence > SUCCESS_CONFIDENCE)}
+    success = _integer(frame, "success", best, path)
+    if success not in (0, 1):
+        raise OutputError(path, f"success = {success} in face row {best + 1}, not 0 or 1")
+    return {**fields, "success": success}
 
 
 def _integer(frame: pd.DataFrame, column: str, index: int, path: Path) -> int:
