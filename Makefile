@@ -40,6 +40,7 @@ help:
 	@echo "                     save it; writes reports/glassbox/ and reports/glassbox.html [FAST=1] [RESAMPLES=<n>]"
 	@echo "  make train-cnn     train mini-XCEPTION on the full FER2013 (see README: where to get it), then score it"
 	@echo "                     [FER2013=<csv or folder>] [EPOCHS=<n>] [RESUME=1] [LR=<rate>] [SIZE=64] [INIT=<.keras>]"
+	@echo "                     [SCHEDULE=cosine] [SMOOTHING=0.1] [PATIENCE=<epochs>] (see cnn_baseline/models/README.md)"
 	@echo "  make evaluate-cnn  score the committed CNN once on PrivateTest; writes reports/cnn/ and reports/cnn.html"
 	@echo "  make compare       AU models vs the CNNs on the same faces; writes reports/compare.html and reports/index.html"
 	@echo "                     (renders the logit and CNN pages first when they are missing)"
@@ -127,7 +128,8 @@ FER2013 ?= data/fer2013/fer2013.csv.gz
 EPOCHS  ?= 200
 
 train-cnn: $(VENV)/.installed-cnn
-	$(PY) -m cnn_baseline train --data "$(FER2013)" --epochs $(EPOCHS) --seed $(SEED) $(if $(RESUME),--resume) $(if $(LR),--learning-rate $(LR)) $(if $(SIZE),--input-size $(SIZE)) $(if $(INIT),--init-from "$(INIT)")
+	$(PY) -m cnn_baseline train --data "$(FER2013)" --epochs $(EPOCHS) --seed $(SEED) $(if $(RESUME),--resume) $(if $(LR),--learning-rate $(LR)) $(if $(SIZE),--input-size $(SIZE)) $(if $(INIT),--init-from "$(INIT)") \
+		$(if $(SCHEDULE),--schedule $(SCHEDULE)) $(if $(SMOOTHING),--label-smoothing $(SMOOTHING)) $(if $(PATIENCE),--patience $(PATIENCE))
 	$(PY) -m cnn_baseline evaluate --data "$(FER2013)"
 
 # the AU estimator (concept bottleneck): learns OpenFace's AU intensities of FER2013 Training faces

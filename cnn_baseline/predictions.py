@@ -4,9 +4,11 @@
 Training pixels (95 MB) are not in the repository, so the stage that has them (``evaluate``)
 writes the probabilities once, with the SHA-256 of the model that made them.
 
-The file is committed, so it is rewritten only when the model changed: TensorFlow's CPU
-kernels sum in a thread-dependent order, and probabilities near a rounding boundary came out
-differently in the 4th decimal between two runs of the same model on the same faces.
+The file is committed, so it is rewritten only when the model changed. On one machine the
+probabilities repeat bit for bit (checked here across processes, 1 and 2 threads, batches of
+100 to 1,024 and TensorFlow's op determinism on or off; ``tests/test_cnn_evaluate.py``), but
+oneDNN picks its kernels by CPU: on another CPU they moved by up to 5e-5, which changed 76 of
+the 200,963 rounded cells (and one face's decision) of a file that the same model had written.
 """
 
 from __future__ import annotations

@@ -29,6 +29,8 @@ from cnn_baseline.data import CLASS_NAMES, arrays, load_fer2013, resized
 from cnn_baseline.model import DEFAULT_MODEL, DEFAULT_RUN, as_float32, load_model, mini_xception
 from cnn_baseline.preprocess import model_inputs, scale
 
+AUGMENT_CHUNK = 1024  # faces augmented per call of the augmentation layers
+
 
 def gpu_available() -> bool:
     """Whether the Keras backend (TensorFlow, JAX) sees a GPU."""
@@ -57,6 +59,8 @@ def augmenter(seed: int):
 def train_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
     """Shuffled, augmented, batched, prefetched ``tf.data`` pipeline of scaled faces.
 
+    ``y``: (n,) class codes, or (n, classes) one-hot rows (label smoothing).
+
     On a backend other than TensorFlow, a ``keras.utils.PyDataset`` of the same batches.
     """
     import keras
@@ -67,8 +71,12 @@ def train_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
 
     augment = augmenter(seed)
     data = tf.data.Dataset.from_tensor_slices((scale(x), y))
-    data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-    data = data.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(AUGMENT_CHUNK)
+    # Augmented in chunks, then re-batched: mapped per batch of 32 or 64, the layers' per-call
+    # cost halved training speed (310 img/s against 740 without augmentation, profiled here).
+    data = data.map(lambda a, b: (augment(a, training=True), b)).unbatch().batch(batch_size)
+    # unbatch() hides the length, and Keras would warn at each epoch's end that data ran out.
+    data = data.apply(tf.data.experimental.assert_cardinality(math.ceil(len(x) / batch_size)))
     return data.prefetch(tf.data.AUTOTUNE)
 
 
@@ -83,7 +91,7 @@ def _augmented_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int)
 
     augment = augmenter(seed)
     rng = np.random.default_rng(seed)
-    chunk = 1024
+    chunk = AUGMENT_CHUNK
 
     class AugmentedBatches(keras.utils.PyDataset):
         def __init__(self) -> None:
@@ -110,7 +118,7 @@ def train(
     run_dir: str | Path = DEFAULT_RUN,
     model_path: str | Path = DEFAULT_MODEL,
     epochs: int = 200,
-    batch_size: int = 32,
+    batch_size: int = 64,
     patience: int = 50,
     seed: int = 0,
     verbose: int = 2,
@@ -118,6 +126,8 @@ def train(
     learning_rate: float | None = None,
     input_size: int = 48,
     init_from: str | Path | None = None,
+    schedule: str = "plateau",
+    label_smoothing: float = 0.0,
 ) -> dict:
     """Train and save the best-on-PublicTest model; return the training record.
 
@@ -135,6 +145,14 @@ def train(
     2104.00298). Uses a GPU with mixed precision when the Keras backend sees one; the kept
     model is then rewritten in float32 at the end (same weights), and a GPU run's state
     resumed on a CPU goes on in float32 with a fresh Adam.
+
+    ``schedule``: ``"plateau"`` (the original's: Adam, rate ÷10 after ``patience // 4`` epochs
+    without a better PublicTest loss) or ``"cosine"`` (SGD with Nesterov momentum 0.9, the rate
+    decaying from ``learning_rate``, default 0.01, to 0 over ``epochs`` along a half cosine:
+    Loshchilov & Hutter 2017, SGDR, arXiv 1608.03983; Khaireddin & Chen 2021, arXiv 2105.03588,
+    found SGD with Nesterov momentum best on FER2013). ``label_smoothing``: the targets become
+    ``(1 - s) * one_hot + s / 7`` (Szegedy et al. 2016, arXiv 1512.00567). A resumed run keeps
+    its schedule and smoothing.
 
     Returns:
         ``epochs`` run in all, ``train_seconds`` (summed over resumed runs; seconds of the
@@ -157,37 +175,60 @@ def train(
 
     last = run_dir / "last.keras"
     history_csv = run_dir / "history.csv"
+    record_path = run_dir / "training.json"
     initial_epoch, best_so_far = 0, None
-    if resume and last.exists() and history_csv.exists():
+    resuming = resume and last.exists() and history_csv.exists()
+    previous = json.loads(record_path.read_text()) if resuming and record_path.exists() else {}
+    if resuming:
+        schedule = previous.get("schedule", "plateau")
+        label_smoothing = float(previous.get("label_smoothing", 0.0))
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule {schedule!r}: one of {', '.join(SCHEDULES)}")
+    if resuming:
         model = load_model(last, num_classes=len(CLASS_NAMES), compile=True)
         initial_epoch = max(0, len(history_csv.read_text().splitlines()) - 1)
         # Without this the kept model would be replaced by the first resumed epoch, better or not.
         best_so_far = _history_max(history_csv, "val_accuracy") if model_path.exists() else None
         if learning_rate is not None:
+            if schedule != "plateau":
+                raise ValueError(
+                    "a cosine run's rate follows its schedule: resume it without --learning-rate"
+                )
             model.optimizer.learning_rate.assign(learning_rate)
         if not gpu and _computes_in_float16(model):
             # A GPU run's state: TensorFlow's CPU kernels refuse float16 convolutions, so go on
             # in float32 with the same weights and rate (Adam's moments start afresh).
-            model = _compiled(as_float32(model), float(model.optimizer.learning_rate))
+            rate = float(model.optimizer.learning_rate)
+            model = _compiled(as_float32(model), keras.optimizers.Adam(rate), label_smoothing)
     else:
         model = mini_xception(input_shape=(input_size, input_size, 1), num_classes=len(CLASS_NAMES))
         if init_from is not None:
             model.set_weights(load_model(init_from, num_classes=len(CLASS_NAMES)).get_weights())
-        model = _compiled(model, learning_rate or 1e-3)
+        if schedule == "cosine":
+            steps = epochs * math.ceil(len(x_train) / batch_size)
+            rate = keras.optimizers.schedules.CosineDecay(learning_rate or 0.01, steps)
+            optimizer = keras.optimizers.SGD(rate, momentum=0.9, nesterov=True)
+        else:
+            optimizer = keras.optimizers.Adam(learning_rate or 1e-3)
+        model = _compiled(model, optimizer, label_smoothing)
     side = model.input_shape[1]
     x_train = resized(x_train, side)
+    if label_smoothing:
+        y_train, y_val = (keras.utils.to_categorical(y, len(CLASS_NAMES)) for y in (y_train, y_val))
     callbacks = [
         keras.callbacks.CSVLogger(history_csv, append=initial_epoch > 0),
         keras.callbacks.ModelCheckpoint(last),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=max(1, patience // 4)),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience),
         keras.callbacks.ModelCheckpoint(
             model_path, monitor="val_accuracy", save_best_only=True, initial_value_threshold=best_so_far
         ),
     ]
+    if schedule == "plateau":
+        plateau = keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.1, patience=max(1, patience // 4)
+        )
+        callbacks.insert(2, plateau)
     device = f"{'GPU (mixed precision)' if gpu else 'CPU'}, Keras {keras.backend.backend()} backend"
-    record_path = run_dir / "training.json"
-    previous = json.loads(record_path.read_text()) if initial_epoch and record_path.exists() else {}
     record = {
         **previous,
         "epochs": initial_epoch,
@@ -197,6 +238,8 @@ def train(
         "batch_size": batch_size,
         "seed": seed,
         "input_size": side,
+        "schedule": schedule,
+        "label_smoothing": label_smoothing,
         "device": device,
         "restarts": list(previous.get("restarts", [])),
     }
@@ -231,14 +274,19 @@ def train(
     return record
 
 
-def _compiled(model, learning_rate: float):
+SCHEDULES = ("plateau", "cosine")
+
+
+def _compiled(model, optimizer, label_smoothing: float = 0.0):
+    """Cross-entropy on class codes, or on one-hot targets when smoothing them."""
     import keras
 
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+    loss = (
+        keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+        if label_smoothing
+        else "sparse_categorical_crossentropy"
     )
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     return model
 
 

@@ -113,3 +113,29 @@ def test_results_folder_must_not_be_the_run_folder(setup, tmp_path):
     with pytest.raises(EvaluateError, match="training run folder"):
         report_data.evaluate_all(data, model, run, run)
     assert (run / "last.keras").read_bytes() == b"state"
+
+
+def test_probabilities_repeat_bit_for_bit_in_another_process_and_batching(tmp_path):
+    """The committed Training predictions must come out the same when ``make evaluate-cnn`` runs
+    again on the same machine: a face's probabilities may depend neither on the run nor on the
+    faces batched with it (on another CPU, other kernels may move them in the 5th decimal)."""
+    import subprocess
+    import sys
+
+    from cnn_baseline.data import arrays, load_fer2013
+    from cnn_baseline.evaluate import predict_own
+
+    faces, _ = arrays(load_fer2013(FIXTURES / "fer2013_privatetest_sample.csv.gz"), "PrivateTest")
+    here = predict_own(DEFAULT_MODEL, faces)
+    np.save(tmp_path / "faces.npy", faces)
+    script = (
+        "import sys, numpy as np; import cnn_baseline; from cnn_baseline.evaluate import predict_own; "
+        "from cnn_baseline.model import DEFAULT_MODEL; "
+        "np.save(sys.argv[2], predict_own(DEFAULT_MODEL, np.load(sys.argv[1])[::-1], batch_size=100)[::-1])"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "faces.npy"), str(tmp_path / "there.npy")], check=True
+    )
+    there = np.load(tmp_path / "there.npy")
+    assert len(faces) > 100 and here.shape == (len(faces), 7)
+    assert np.array_equal(here, there)

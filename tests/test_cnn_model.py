@@ -84,6 +84,26 @@ def test_short_training_lowers_the_loss_and_reports(tmp_path):
         assert seen["errors"] == [] and seen["broken_images"] == [] and seen["images"] == 4
 
 
+def test_cosine_schedule_with_label_smoothing_trains_and_resumes_as_it_began(tmp_path):
+    import keras
+
+    data = _split_sample(tmp_path, ("PublicTest", "Training", "Training"))
+    run, model = tmp_path / "cnn", tmp_path / "model.keras"
+    kwargs = {"epochs": 2, "batch_size": 32, "verbose": 0}
+    record = train(data, run, model, schedule="cosine", label_smoothing=0.1, learning_rate=0.02, **kwargs)
+    assert (record["schedule"], record["label_smoothing"]) == ("cosine", 0.1)
+    last = keras.models.load_model(run / "last.keras")
+    assert isinstance(last.optimizer, keras.optimizers.SGD) and last.optimizer.nesterov
+    assert last.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    assert float(last.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # decayed to 0 at the end
+    with pytest.raises(ValueError, match="follows its schedule"):
+        train(data, run, model, resume=True, learning_rate=1e-3, **{**kwargs, "epochs": 3})
+    # a resumed run keeps the schedule and the smoothing even when not told
+    record = train(data, run, model, resume=True, **{**kwargs, "epochs": 3})
+    assert (record["schedule"], record["label_smoothing"], record["epochs"]) == ("cosine", 0.1, 3)
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [0, 1, 2]
+
+
 def test_a_gpu_run_resumes_in_float32_on_the_cpu(tmp_path):
     """A real GPU run's state, trained in mixed precision (float16 compute), which
     TensorFlow's CPU kernels refuse: a CPU resume goes on in float32 with the same weights."""
@@ -173,18 +193,23 @@ def test_a_64_pixel_run_can_start_from_a_48_pixel_model(tmp_path):
     assert 0 < distance < 0.5
 
 
-def test_benchmark_prints_training_and_inference_rates(tmp_path, capsys):
+def test_benchmark_prints_rates_beside_plain_keras(tmp_path, capsys):
     from cnn_baseline.benchmark import benchmark
 
     data = _split_sample(tmp_path, ("Training", "PrivateTest"))
-    result = benchmark(data, train_images=64, inference_passes=2)
+    result = benchmark(data, train_images=64, repeats=1)
     assert result["train_images_timed"] == 64 and result["inference_images_timed"] == 175
-    assert result["train_images_per_s"] > 0 and result["inference_images_per_s"] > 0
-    assert result["mirror_averaged_images_per_s"] > 0
+    for key in ("train", "plain_fit", "inference", "plain_predict", "mirror_averaged"):
+        assert result[f"{key}_images_per_s"] > 0
+    fit_rate = result["plain_fit_images_per_s"]
+    assert result["train_ratio"] == pytest.approx(result["train_images_per_s"] / fit_rate)
+    assert result["inference_ratio"] == pytest.approx(
+        result["inference_images_per_s"] / result["plain_predict_images_per_s"]
+    )
     assert result["seconds_per_epoch"] == pytest.approx(175 / result["train_images_per_s"])
     printed = capsys.readouterr().out
-    assert "img/s (batch 32, augmented)" in printed and "median of 2 passes" in printed
-    assert "faces/s mirror-averaged" in printed
+    assert f"vs plain Keras fit {fit_rate:.0f} img/s" in printed
+    assert f"ratio {result['inference_ratio']:.2f}" in printed and "faces/s mirror-averaged" in printed
 
 
 def test_ctrl_c_survives_a_bare_except_during_training():
