@@ -34,6 +34,7 @@ from analysis.files import write_json
 from analysis.labels import name_for
 from cnn_baseline.data import USAGES, load_fer2013
 from cnn_baseline.errors import CNNError, ModelFileError
+from cnn_baseline.evaluate import mirrored_and_one_pass
 from cnn_baseline.model import MODELS, load_model, mini_xception
 from cnn_baseline.preprocess import model_inputs, scale
 from cnn_baseline.train import _EpochTimer, _InterruptWatch, gpu_available
@@ -87,7 +88,7 @@ def load_au_estimator(path: str | Path = DEFAULT_AU_MODEL, compile: bool = False
     return model
 
 
-def estimate_aus(model, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def estimate_aus(model, pixels: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """AU intensities of faces: the mean of the face's and its mirror's estimates, clipped to 0-5.
 
     Args:
@@ -98,9 +99,7 @@ def estimate_aus(model, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray
     """
     if len(pixels) == 0:
         return np.zeros((0, len(AU_R_COLUMNS)))
-    x = model_inputs(pixels, model.input_shape[1])
-    both = model.predict(np.concatenate([x, x[:, :, ::-1]]), batch_size=batch_size, verbose=0)
-    estimates = (both[: len(x)].astype(float) + both[len(x) :].astype(float)) / 2
+    estimates, _ = mirrored_and_one_pass(model, model_inputs(pixels, model.input_shape[1]), batch_size)
     return np.clip(estimates, *INTENSITY_RANGE)
 
 
