@@ -83,6 +83,17 @@ def positive_number(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """A number in [0, 1) (label smoothing)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a number from 0 up to (not including) 1")
+    return value
+
+
 def jobs(text: str) -> int:
     """Processes in joblib's convention: 1, 2, ... or -1 (all CPUs), -2 (all but one) ...; not 0."""
     value = _integer(text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from analysis.arguments import OneLineParser, positive, positive_number, seed
+from analysis.arguments import OneLineParser, fraction, positive, positive_number, seed
 from analysis.results import ResultsError
 from cnn_baseline.data import DEFAULT_PATH
 from cnn_baseline.errors import CNNError
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         "cosine: SGD, Nesterov momentum 0.9, cosine decay to 0 over --epochs",
     )
     train.add_argument(
-        "--label-smoothing", type=float, default=0.0, help="label smoothing in [0, 1) (default 0: none)"
+        "--label-smoothing", type=fraction, default=0.0, help="label smoothing in [0, 1) (default 0: none)"
     )
     train.add_argument(
         "--init-from",

@@ -26,6 +26,7 @@ import numpy as np
 from analysis.files import write_json
 from analysis.results import file_sha256
 from cnn_baseline.data import CLASS_NAMES, arrays, load_fer2013, resized
+from cnn_baseline.errors import CNNError
 from cnn_baseline.model import DEFAULT_MODEL, DEFAULT_RUN, as_float32, load_model, mini_xception
 from cnn_baseline.preprocess import model_inputs, scale
 
@@ -154,6 +155,10 @@ def train(
     ``(1 - s) * one_hot + s / 7`` (Szegedy et al. 2016, arXiv 1512.00567). A resumed run keeps
     its schedule and smoothing.
 
+    Raises:
+        CNNError: an unknown schedule, smoothing outside [0, 1), or a new rate for a resumed
+            cosine run (its rate follows the schedule).
+
     Returns:
         ``epochs`` run in all, ``train_seconds`` (summed over resumed runs; seconds of the
         ``epochs_timed`` epochs that were timed), ``params``, ``publictest_accuracy`` of the
@@ -183,7 +188,9 @@ def train(
         schedule = previous.get("schedule", "plateau")
         label_smoothing = float(previous.get("label_smoothing", 0.0))
     if schedule not in SCHEDULES:
-        raise ValueError(f"schedule {schedule!r}: one of {', '.join(SCHEDULES)}")
+        raise CNNError(f"schedule {schedule!r}: one of {', '.join(SCHEDULES)}")
+    if not 0 <= label_smoothing < 1:
+        raise CNNError(f"label smoothing {label_smoothing}: must be at least 0 and below 1")
     if resuming:
         model = load_model(last, num_classes=len(CLASS_NAMES), compile=True)
         initial_epoch = max(0, len(history_csv.read_text().splitlines()) - 1)
@@ -191,9 +198,7 @@ def train(
         best_so_far = _history_max(history_csv, "val_accuracy") if model_path.exists() else None
         if learning_rate is not None:
             if schedule != "plateau":
-                raise ValueError(
-                    "a cosine run's rate follows its schedule: resume it without --learning-rate"
-                )
+                raise CNNError("a cosine run's rate follows its schedule: resume it without --learning-rate")
             model.optimizer.learning_rate.assign(learning_rate)
         if not gpu and _computes_in_float16(model):
             # A GPU run's state: TensorFlow's CPU kernels refuse float16 convolutions, so go on

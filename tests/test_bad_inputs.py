@@ -326,6 +326,7 @@ OTHER_COMMANDS = [
     ("cnn-batch-negative", cnn_main, lambda t: ["train", "--batch-size", "-1"], "argument --batch-size"),
     ("cnn-rate-nan", cnn_main, lambda t: ["train", "--learning-rate", "nan"], "nan is not a finite number"),
     ("cnn-seed-negative", cnn_main, lambda t: ["train", "--seed", "-3"], "argument --seed: -3 is not a seed"),
+    ("cnn-smoothing-1", cnn_main, lambda t: ["train", "--label-smoothing", "1"], "not a number from 0 up to"),
     ("cnn-bench-batch-0", cnn_main, lambda t: ["benchmark", "--batch-size", "0"], "argument --batch-size"),
 ]
 

@@ -12,6 +12,7 @@ import cnn_baseline  # noqa: E402, F401  (sets TensorFlow's oneDNN limits before
 
 pytest.importorskip("tensorflow")
 
+from cnn_baseline.errors import CNNError  # noqa: E402
 from cnn_baseline.model import mini_xception  # noqa: E402
 from cnn_baseline.predictions import predictions_path, read_training_predictions  # noqa: E402
 from cnn_baseline.report import render_cnn_report  # noqa: E402
@@ -96,7 +97,7 @@ def test_cosine_schedule_with_label_smoothing_trains_and_resumes_as_it_began(tmp
     assert isinstance(last.optimizer, keras.optimizers.SGD) and last.optimizer.nesterov
     assert last.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
     assert float(last.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # decayed to 0 at the end
-    with pytest.raises(ValueError, match="follows its schedule"):
+    with pytest.raises(CNNError, match="follows its schedule"):
         train(data, run, model, resume=True, learning_rate=1e-3, **{**kwargs, "epochs": 3})
     # a resumed run keeps the schedule and the smoothing even when not told
     record = train(data, run, model, resume=True, **{**kwargs, "epochs": 3})
