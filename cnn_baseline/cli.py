@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -113,6 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     evaluate_au.add_argument(
         "--out", default="reports/au_cnn", help="results folder (default: reports/au_cnn)"
     )
+    average = commands.add_parser(
+        "average",
+        help="average trained models' weights (one model: as it is), recompute BatchNorm statistics "
+        "on the Training faces, save, print PublicTest accuracy",
+    )
+    average.add_argument("models", nargs="+", help="mini-XCEPTION .keras files of one shape")
+    average.add_argument(
+        "--weights", type=float, nargs="+", default=None, help="one per model (default: equal)"
+    )
+    average.add_argument("--data", default=str(DEFAULT_PATH), help="FER2013 CSV or image folder")
+    average.add_argument("--out", required=True, help="the averaged model (.keras)")
     bench = commands.add_parser("benchmark", help="training and inference images/s on this machine")
     bench.add_argument("--data", default=str(DEFAULT_PATH), help="FER2013 CSV or image folder")
     bench.add_argument("--batch-size", type=positive, default=64)
@@ -152,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
 
             for key, value in evaluate_au_estimator(args.data, out_dir=args.out).items():
                 print(f"{key}: {value}")
+            return 0
+        if args.command == "average":
+            from cnn_baseline.averaging import average_and_recalibrate
+
+            record = average_and_recalibrate(args.models, args.out, args.data, args.weights)
+            print(json.dumps(record, indent=2))
             return 0
         if args.command == "benchmark":
             from cnn_baseline.benchmark import benchmark
