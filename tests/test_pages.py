@@ -69,6 +69,7 @@ def cnn_page(pages, tmp_path_factory) -> Path:
     run.mkdir()
     record = json.loads((committed / "run" / "training.json").read_text())
     record["initialised_from"] = {"model": f"/home/someone/{IMG}&.keras", "sha256": "0" * 64}
+    record["kept_model"]["members"][1]["model"] = f"{IMG} member"  # the committed model is averaged
     (run / "training.json").write_text(json.dumps(record))
     shutil.copy(committed / "run" / "history.csv", run)
     model = work / "model.keras"
@@ -191,6 +192,7 @@ def test_cnn_page_shows_hostile_model_name_as_text(cnn_page, tmp_path):
     assert seen["dialogs"] == [] and seen["scripts"] == 0 and seen["errors"] == []
     assert seen["broken_images"] == [] and seen["images"] == 4
     assert f"{IMG}&.keras" in seen["text"] and "/home/someone" not in seen["text"]
+    assert "The kept model is the weight average of" in seen["text"] and f"{IMG} member" in seen["text"]
     assert seen["links"][0] == "index.html"
     assert PYTHON_VALUES.search(seen["text"]) is None
 
