@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    # A job started in the background by a shell without job control inherits SIGINT ignored,
+    # and `kill -INT` would then be lost: SIGINT stops a run however it was started.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         backend = make_backend(
             args.backend,
@@ -145,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signum
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def _run(args, backend) -> int:
