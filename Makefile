@@ -22,7 +22,26 @@ OPENFACE_ARGS ?=
 MODE          ?=
 MULTI         ?=
 SCHEDULER     ?=
-OPENFACE_OUT  = $(if $(filter command line environment,$(origin OUT)),$(OUT),data/openface/au_table.csv)
+
+# train-cnn, compare and explain options (documented in `make help`)
+FER2013 ?= data/fer2013/fer2013.csv.gz
+EPOCHS  ?= 200
+RESAMPLES ?= 200
+IMAGES  ?=
+NAME    ?=
+SUBJECT ?=
+# User values are data, never shell text. Each one (paths, names, patterns, addresses, model files,
+# extra OpenFace arguments) is taken unexpanded (`$(value ...)`: a folder named `c$(touch x)d` stays
+# that name instead of being expanded by make), exported, and handed to the program as one argument
+# through the environment (`--in="$$IN"`): quotes, backquotes, `$`, `;`, spaces, newlines, a leading
+# `-` and non-UTF-8 bytes reach it byte for byte and nothing is executed.
+USER_VALUES := IN OUT LABEL_COL CODING REFERENCE SEED POLICY BACKEND OPENFACE_BIN WORKERS UPSCALE \
+	OPENFACE_ARGS MODE MULTI SCHEDULER RESAMPLES FAST FER2013 EPOCHS RESUME LR SIZE INIT SCHEDULE \
+	SMOOTHING PATIENCE EPOCHS_AU IMAGES NAME SUBJECT AUS MODEL NO_CNN AU_CNN AU_ESTIMATOR
+# make openface: OUT given by the user is the AU table; else the default table below
+OUT_GIVEN := $(filter command line environment,$(origin OUT))
+$(foreach v,$(USER_VALUES),$(eval override $(v) := $$(value $(v))))
+export $(USER_VALUES)
 
 .PHONY: help install fit-glassbox report-glassbox compare train-cnn train-au-cnn evaluate-au-cnn leak-control evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit explain report-explain benchmark-explain test lint clean
 
@@ -91,86 +110,81 @@ $(VENV)/.installed-cnn: $(VENV)/.installed
 
 install: $(VENV)/.installed
 
+# The recipes below name user values only as "$$VAR" (exported above), never as $(VAR): see USER_VALUES.
+# $(if $(VAR),...) only tests whether a value was given; the value itself travels through the environment.
+OPENFACE_OPTIONS = --backend="$$BACKEND" --upscale="$$UPSCALE" \
+	$(if $(OPENFACE_BIN),--openface-bin="$$OPENFACE_BIN") $(if $(WORKERS),--workers="$$WORKERS") \
+	$(if $(OPENFACE_ARGS),--openface-args="$$OPENFACE_ARGS") $(if $(MODE),--mode="$$MODE") $(if $(MULTI),--multi) \
+	$(if $(SCHEDULER),--scheduler="$$SCHEDULER")
+
 openface: $(VENV)/.installed
-	@test -n "$(IN)" || { echo "make openface needs IN=<image folder | video | folder of videos or image sequences>"; exit 2; }
-	$(PY) -m openface_runner run --in "$(IN)" --out "$(OPENFACE_OUT)" --backend $(BACKEND) --upscale $(UPSCALE) \
-		$(if $(OPENFACE_BIN),--openface-bin "$(OPENFACE_BIN)") $(if $(WORKERS),--workers $(WORKERS)) \
-		$(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)") $(if $(MODE),--mode $(MODE)) $(if $(MULTI),--multi) \
-		$(if $(SCHEDULER),--scheduler "$(SCHEDULER)")
+	@test -n "$$IN" || { echo "make openface needs IN=<image folder | video | folder of videos or image sequences>"; exit 2; }
+	$(PY) -m openface_runner run --in="$$IN" --out=$(if $(OUT_GIVEN),"$$OUT",data/openface/au_table.csv) $(OPENFACE_OPTIONS)
 
 benchmark-openface: $(VENV)/.installed
-	@test -n "$(IN)" || { echo "make benchmark-openface needs IN=<image folder | video | folder of videos>"; exit 2; }
-	$(PY) -m openface_runner benchmark --in "$(IN)" --backend $(BACKEND) --upscale $(UPSCALE) \
-		$(if $(OPENFACE_BIN),--openface-bin "$(OPENFACE_BIN)") $(if $(WORKERS),--workers $(WORKERS)) \
-		$(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)") $(if $(MODE),--mode $(MODE)) $(if $(MULTI),--multi) \
-		$(if $(SCHEDULER),--scheduler "$(SCHEDULER)")
+	@test -n "$$IN" || { echo "make benchmark-openface needs IN=<image folder | video | folder of videos>"; exit 2; }
+	$(PY) -m openface_runner benchmark --in="$$IN" $(OPENFACE_OPTIONS)
 
 fit-logit: $(VENV)/.installed
-	$(PY) -m analysis fit-logit --out $(OUT) --reference $(REFERENCE) --seed $(SEED) --quality-policy $(POLICY) \
-		$(if $(IN),--input $(IN)) $(if $(LABEL_COL),--label-column $(LABEL_COL)) $(if $(CODING),--label-coding $(CODING))
+	$(PY) -m analysis fit-logit --out="$$OUT" --reference="$$REFERENCE" --seed="$$SEED" --quality-policy="$$POLICY" \
+		$(if $(IN),--input="$$IN") $(if $(LABEL_COL),--label-column="$$LABEL_COL") \
+		$(if $(CODING),--label-coding="$$CODING")
 
 report-logit: $(VENV)/.installed
-	$(PY) -m analysis report-logit --out $(OUT)
+	$(PY) -m analysis report-logit --out="$$OUT"
 
 benchmark-logit: $(VENV)/.installed
 	$(PY) -m analysis benchmark-logit
 
-RESAMPLES ?= 200
-
 fit-glassbox: $(VENV)/.installed
-	$(PY) -m analysis fit-glassbox --out $(OUT) --seed $(SEED) --resamples $(RESAMPLES) $(if $(FAST),--fast)
+	$(PY) -m analysis fit-glassbox --out="$$OUT" --seed="$$SEED" --resamples="$$RESAMPLES" $(if $(FAST),--fast)
 
 report-glassbox: $(VENV)/.installed
-	$(PY) -m analysis report-glassbox --out $(OUT)
-
-# train-cnn options
-FER2013 ?= data/fer2013/fer2013.csv.gz
-EPOCHS  ?= 200
+	$(PY) -m analysis report-glassbox --out="$$OUT"
 
 train-cnn: $(VENV)/.installed-cnn
-	$(PY) -m cnn_baseline train --data "$(FER2013)" --epochs $(EPOCHS) --seed $(SEED) $(if $(RESUME),--resume) $(if $(LR),--learning-rate $(LR)) $(if $(SIZE),--input-size $(SIZE)) $(if $(INIT),--init-from "$(INIT)") \
-		$(if $(SCHEDULE),--schedule $(SCHEDULE)) $(if $(SMOOTHING),--label-smoothing $(SMOOTHING)) $(if $(PATIENCE),--patience $(PATIENCE))
-	$(PY) -m cnn_baseline evaluate --data "$(FER2013)"
+	$(PY) -m cnn_baseline train --data="$$FER2013" --epochs="$$EPOCHS" --seed="$$SEED" $(if $(RESUME),--resume) \
+		$(if $(LR),--learning-rate="$$LR") $(if $(SIZE),--input-size="$$SIZE") $(if $(INIT),--init-from="$$INIT") \
+		$(if $(SCHEDULE),--schedule="$$SCHEDULE") $(if $(SMOOTHING),--label-smoothing="$$SMOOTHING") \
+		$(if $(PATIENCE),--patience="$$PATIENCE")
+	$(PY) -m cnn_baseline evaluate --data="$$FER2013"
 
 # the AU estimator (concept bottleneck): learns OpenFace's AU intensities of FER2013 Training faces
 train-au-cnn: $(VENV)/.installed-cnn
-	$(PY) -m cnn_baseline train-au --data "$(FER2013)" --seed $(SEED) $(if $(RESUME),--resume) $(if $(EPOCHS_AU),--epochs $(EPOCHS_AU))
-	$(PY) -m cnn_baseline evaluate-au --data "$(FER2013)"
+	$(PY) -m cnn_baseline train-au --data="$$FER2013" --seed="$$SEED" $(if $(RESUME),--resume) \
+		$(if $(EPOCHS_AU),--epochs="$$EPOCHS_AU")
+	$(PY) -m cnn_baseline evaluate-au --data="$$FER2013"
 
 evaluate-au-cnn: $(VENV)/.installed-cnn
-	$(PY) -m cnn_baseline evaluate-au --data "$(FER2013)"
+	$(PY) -m cnn_baseline evaluate-au --data="$$FER2013"
 
 # compare's leak control (AUs regressed on the emotion CNN's features): its Training side, vendored in
 # data/fer2013_au_cnn/; rerun after the emotion CNN changes (needs the full FER2013)
 leak-control: $(VENV)/.installed-cnn
-	$(PY) -m compare leak-control --data "$(FER2013)"
+	$(PY) -m compare leak-control --data="$$FER2013"
 
 benchmark-cnn: $(VENV)/.installed-cnn
-	$(PY) -m cnn_baseline benchmark --data "$(FER2013)"
+	$(PY) -m cnn_baseline benchmark --data="$$FER2013"
 
 evaluate-cnn: $(VENV)/.installed-cnn
-	$(PY) -m cnn_baseline evaluate --data "$(FER2013)"
+	$(PY) -m cnn_baseline evaluate --data="$$FER2013"
 
 # The comparison runs on the vendored data (data/fer2013_openface/, data/fer2013/fer2013_privatetest.csv.gz);
 # the CNN page is rendered from PrivateTest alone when the full FER2013 is absent.
 PRIVATETEST = data/fer2013/fer2013_privatetest.csv.gz
 
 # compare on another labelled dataset: IN (OpenFace runs on it) or AUS + IMAGES; NAME, SUBJECT
-IMAGES  ?=
-NAME    ?=
-SUBJECT ?=
-
 compare: $(VENV)/.installed-cnn
 ifeq ($(IN)$(AUS)$(IMAGES),)
-	test -f $(OUT)/logit.html || $(MAKE) fit-logit
-	test -f $(OUT)/cnn.html || $(PY) -m cnn_baseline evaluate --out $(OUT)/cnn \
-		--data "$(if $(wildcard $(FER2013)),$(FER2013),$(PRIVATETEST))"
-	$(PY) -m compare run --out $(OUT)
+	test -f "$$OUT/logit.html" || $(MAKE) fit-logit
+	data="$$FER2013"; test -f "$$data" || data=$(PRIVATETEST); \
+		test -f "$$OUT/cnn.html" || $(PY) -m cnn_baseline evaluate --out="$$OUT/cnn" --data="$$data"
+	$(PY) -m compare run --out="$$OUT"
 else
-	$(PY) -m compare run --out $(OUT) $(if $(IN),--in "$(IN)") $(if $(AUS),--aus "$(AUS)") \
-		$(if $(IMAGES),--images "$(IMAGES)") $(if $(NAME),--name "$(NAME)") $(if $(SUBJECT),--subject '$(SUBJECT)') \
-		--backend $(BACKEND) $(if $(OPENFACE_BIN),--openface-bin "$(OPENFACE_BIN)") \
-		$(if $(WORKERS),--workers $(WORKERS)) $(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)")
+	$(PY) -m compare run --out="$$OUT" $(if $(IN),--in="$$IN") $(if $(AUS),--aus="$$AUS") \
+		$(if $(IMAGES),--images="$$IMAGES") $(if $(NAME),--name="$$NAME") $(if $(SUBJECT),--subject="$$SUBJECT") \
+		--backend="$$BACKEND" $(if $(OPENFACE_BIN),--openface-bin="$$OPENFACE_BIN") \
+		$(if $(WORKERS),--workers="$$WORKERS") $(if $(OPENFACE_ARGS),--openface-args="$$OPENFACE_ARGS")
 endif
 
 # explain options: IN (images or videos; OpenFace runs on them) and/or AUS (an AU table made elsewhere;
@@ -178,25 +192,19 @@ endif
 # `make fit-glassbox` if saved, else the logit of `make fit-logit`); NO_CNN=1: no TensorFlow install;
 # AU_CNN=1: images OpenFace finds no face in get their AUs from the AU estimator (AU_ESTIMATOR=<.keras>,
 # default cnn_baseline/models/au_estimator.keras) and are explained like the others (images only).
-AUS    ?=
-MODEL  ?=
-NO_CNN ?=
-AU_CNN ?=
-AU_ESTIMATOR ?=
-
 explain: $(VENV)/.installed $(if $(NO_CNN),,$(VENV)/.installed-cnn)
-	@test -n "$(IN)$(AUS)" || { echo "make explain needs IN=<images or video> or AUS=<AU table>"; exit 2; }
-	$(PY) -m explain run --out $(OUT) $(if $(IN),--in "$(IN)") $(if $(AUS),--aus "$(AUS)") \
-		$(if $(MODEL),--model "$(MODEL)") $(if $(NO_CNN),--no-cnn) --backend $(BACKEND) \
-		$(if $(OPENFACE_BIN),--openface-bin "$(OPENFACE_BIN)") $(if $(WORKERS),--workers $(WORKERS)) \
-		$(if $(OPENFACE_ARGS),--openface-args "$(OPENFACE_ARGS)") $(if $(MULTI),--multi) \
-		$(if $(AU_CNN),--estimate-missed) $(if $(AU_ESTIMATOR),--au-estimator "$(AU_ESTIMATOR)")
+	@test -n "$$IN$$AUS" || { echo "make explain needs IN=<images or video> or AUS=<AU table>"; exit 2; }
+	$(PY) -m explain run --out="$$OUT" $(if $(IN),--in="$$IN") $(if $(AUS),--aus="$$AUS") \
+		$(if $(MODEL),--model="$$MODEL") $(if $(NO_CNN),--no-cnn) --backend="$$BACKEND" \
+		$(if $(OPENFACE_BIN),--openface-bin="$$OPENFACE_BIN") $(if $(WORKERS),--workers="$$WORKERS") \
+		$(if $(OPENFACE_ARGS),--openface-args="$$OPENFACE_ARGS") $(if $(MULTI),--multi) \
+		$(if $(AU_CNN),--estimate-missed) $(if $(AU_ESTIMATOR),--au-estimator="$$AU_ESTIMATOR")
 
 report-explain: $(VENV)/.installed
-	$(PY) -m explain report --out $(OUT)
+	$(PY) -m explain report --out="$$OUT"
 
 benchmark-explain: $(VENV)/.installed
-	test -f $(OUT)/logit/model.json || test -f $(OUT)/glassbox/fer2013_model.json || $(MAKE) fit-logit
+	test -f "$$OUT/logit/model.json" || test -f "$$OUT/glassbox/fer2013_model.json" || $(MAKE) fit-logit
 	$(PY) -m explain benchmark
 
 test: $(VENV)/.installed-cnn
