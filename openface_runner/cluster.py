@@ -60,13 +60,47 @@ def scheduler_arg(text: str) -> str:
     )
 
 
+def _handshake(address: str) -> None:
+    """Open one Dask comm to ``address`` and finish its handshake within ``CONNECT_TIMEOUT_S``.
+
+    ``Client(timeout=...)`` bounds the TCP connect but not the handshake that follows
+    (``distributed.comm.core.connect`` awaits the peer's first message with no deadline), so a
+    peer that accepts and stays silent (an HTTP server, the dashboard's port 8787) would hang
+    the client for good, and one that answers other bytes fails deep in Dask's deserialiser
+    (a ``MemoryError`` for a frame "length" read from text).
+
+    Raises:
+        TimeoutError: no handshake within ``CONNECT_TIMEOUT_S``.
+        OSError: the connection is refused or the host unknown.
+        BackendError: the peer answered, but not as a Dask server.
+    """
+    import asyncio
+
+    from distributed.comm import connect as open_comm
+
+    async def once() -> None:
+        comm = await open_comm(address, timeout=CONNECT_TIMEOUT_S)
+        await comm.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(once(), CONNECT_TIMEOUT_S))
+    except (OSError, TimeoutError, ValueError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever non-Dask bytes make Dask's reader raise
+        raise BackendError(
+            f"{address} answered, but not as a Dask scheduler ({type(exc).__name__} in the handshake); "
+            "check the address and port (dask scheduler listens on 8786, its dashboard on 8787)"
+        ) from None
+
+
 @contextmanager
 def connect(scheduler: str, progress: bool = True) -> Iterator[Any]:
     """A ``distributed.Client`` on ``scheduler`` (a ``LocalCluster`` for ``local:N``), closed after.
 
     Raises:
-        BackendError: the scheduler does not answer within ``CONNECT_TIMEOUT_S``, or no worker
-            joined it within ``WORKER_WAIT_S``.
+        BackendError: the scheduler does not answer (connect and handshake) within
+            ``CONNECT_TIMEOUT_S``, the peer is not a Dask scheduler, or no worker joined it
+            within ``WORKER_WAIT_S``.
     """
     import logging
 
@@ -88,6 +122,7 @@ def connect(scheduler: str, progress: bool = True) -> Iterator[Any]:
             started = {cluster.scheduler_address, client.scheduler.address}
             STARTED.update(dict.fromkeys(started, int(match.group(1))))  # its workers: here, named 0..N-1
         else:
+            _handshake(scheduler)
             client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
     except (OSError, TimeoutError, ValueError) as exc:  # ValueError: an unknown address scheme
         if cluster is not None:

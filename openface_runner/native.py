@@ -3,17 +3,20 @@
 Each OpenFace call runs in its own process group, from the binary's folder (OpenFace
 resolves its model files relative to it), with a time limit; ``cancel()`` stops every
 running call (SIGTERM, then SIGKILL after ``KILL_GRACE_S``), so that a runner stopped by
-Ctrl-C or SIGTERM leaves no OpenFace process behind. A session given ``cpus`` confines each
-of its calls to those CPUs (the child's CPU affinity, inherited by OpenFace's threads; see
-``runner.cpu_shares`` for why).
+Ctrl-C or SIGTERM leaves no OpenFace process behind; on Linux a call also dies with the
+runner when the runner is killed outright (SIGKILL, a signal to its whole process group). A
+session given ``cpus`` confines each of its calls to those CPUs (the child's CPU affinity,
+inherited by OpenFace's threads; see ``runner.cpu_shares`` for why).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +30,7 @@ BIN_ENV = "OPENFACE_BIN"
 BATCH_TIMEOUT_S = 3600.0
 TIMEOUT_EXIT = 124  # exit code of a call stopped at its time limit (as coreutils' timeout)
 KILL_GRACE_S = 5.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 Process = Callable[[str], int]  # batch name -> exit code
 CommandBuilder = Callable[[str, str, str, Sequence[str]], list[str]]  # executable, in, out, extra
@@ -46,13 +50,28 @@ def stop_group(process: subprocess.Popen, grace_s: float = KILL_GRACE_S) -> None
             continue
 
 
-def _affinity(cpus: frozenset[int]) -> Callable[[], None]:
-    """A ``preexec_fn`` that confines the child (and all it starts) to ``cpus``."""
+def _preexec(cpus: frozenset[int] | None) -> Callable[[], None]:
+    """A ``preexec_fn``: the child dies with the runner, and is confined to ``cpus`` (if any).
 
-    def confine() -> None:
-        os.sched_setaffinity(0, cpus)
+    Each call runs in its own session (so that a terminal's Ctrl-C reaches the runner, which
+    stops its calls, rather than OpenFace mid-batch), so a signal to the runner's process
+    group (a job killed by its shell or scheduler, a closed terminal, SIGKILL) would not reach
+    it, and it would run on as an orphan. Linux's parent-death signal (``prctl(2)``,
+    ``PR_SET_PDEATHSIG``) kills it when the thread that started it ends, however the runner
+    ended; that thread waits for the child, so it outlives it in any orderly run.
+    """
+    parent = os.getpid()
+    libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
-    return confine
+    def before_exec() -> None:
+        if libc is not None:
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:  # the runner died before the prctl took effect
+                os._exit(1)
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+
+    return before_exec
 
 
 class NativeBackend:
@@ -133,7 +152,7 @@ class NativeBackend:
             BackendError: the binary cannot be started, or the backend was cancelled.
         """
         log = folders.log(worker)  # type: ignore[arg-type]
-        confine = _affinity(frozenset(cpus)) if cpus else None
+        before_exec = _preexec(frozenset(cpus) if cpus else None)
 
         def process(batch: str) -> int:
             command = self.command(folders, batch)
@@ -150,7 +169,7 @@ class NativeBackend:
                             stderr=subprocess.STDOUT,
                             cwd=Path(self.binary).parent,
                             start_new_session=True,  # its own group: cancel() stops it and its children
-                            preexec_fn=confine,
+                            preexec_fn=before_exec,
                         )
                     except OSError as exc:
                         raise BackendError(f"cannot start {self.binary} ({exc.strerror})") from None

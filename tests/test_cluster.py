@@ -9,6 +9,7 @@ the comparison with the real OpenFace of ``$OPENFACE_BIN``. One cluster serves t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import shutil
@@ -224,6 +225,54 @@ def test_unreachable_scheduler_fails_in_seconds(faces, tmp_path, capsys):
         err.startswith(f"error: Dask scheduler tcp://127.0.0.1:{port} does not answer")
         and err.count("\n") == 1
     )
+
+
+@pytest.fixture
+def peer():
+    """A loopback TCP server that accepts and then stays silent, or answers HTTP bytes."""
+    servers = []
+
+    def start(answer: bytes | None) -> int:
+        server = socket.create_server(("127.0.0.1", 0))
+        servers.append(server)
+
+        def serve() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    conn, _ = server.accept()
+                    servers.append(conn)
+                    if answer is not None:
+                        conn.sendall(answer)
+
+        threading.Thread(target=serve, daemon=True).start()
+        return server.getsockname()[1]
+
+    yield start
+    for sock in servers:
+        sock.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        (None, "does not answer within 5 s"),  # an HTTP server waiting for a request
+        (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 50, "not as a Dask scheduler"),
+    ],
+    ids=["silent", "not-dask"],
+)
+def test_peer_that_is_not_a_dask_scheduler_fails_in_seconds(faces, tmp_path, capsys, peer, answer, says):
+    port = peer(answer)
+    stand_in = write_openface(tmp_path / "FaceLandmarkImg", faces, "stand-in").binary
+    started = time.monotonic()
+    code = main(
+        ["run", "--in", str(faces), "--out", str(tmp_path / "aus.csv"), "--backend", "native"]
+        + ["--openface-bin", str(stand_in), "--quiet", "--scheduler", f"tcp://127.0.0.1:{port}"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and time.monotonic() - started < 15
+    assert err.startswith("error: ") and f"tcp://127.0.0.1:{port}" in err and says in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "aus.csv").exists()
 
 
 def test_worker_that_cannot_see_the_run_folder_fails_the_batch_clearly(faces, tmp_path):

@@ -232,6 +232,31 @@ def test_signal_stops_openface_and_leaves_no_process(faces, tmp_path, sig, code)
     assert not out.exists()
 
 
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP], ids=["SIGKILL", "SIGHUP"])
+def test_killing_the_runners_process_group_leaves_no_openface(faces, tmp_path, sig):
+    # As a shell or a batch scheduler kills a job: the signal goes to the runner's process group,
+    # which OpenFace's calls are not in (each runs in its own session); SIGKILL and SIGHUP leave
+    # the runner no chance to stop them itself.
+    slow = write_stand_in(tmp_path, faces, before=f'echo $$ >> "{tmp_path}/pids"', delay=30)
+    args = ["--in", str(faces), "--out", str(tmp_path / "aus.csv"), "--backend", "native"]
+    args += ["--openface-bin", str(slow), "--workers", "2", "--batch-size", "15"]
+    child = subprocess.Popen(_cli(*args), cwd=ROOT, stderr=subprocess.DEVNULL, start_new_session=True)
+    pids = tmp_path / "pids"
+    deadline = time.monotonic() + 60
+    while (not pids.exists() or len(pids.read_text().split()) < 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    openface = [int(pid) for pid in pids.read_text().split()]
+    os.killpg(child.pid, sig)
+    child.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while not all(_dead(pid) for pid in openface) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = [pid for pid in openface if not _dead(pid)]
+    for pid in alive:  # do not leave them running if the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not alive
+
+
 def test_relative_openface_bin_and_out(faces, tmp_path):
     (tmp_path / "bin").mkdir()
     write_stand_in(tmp_path / "bin", faces)
