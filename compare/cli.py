@@ -159,7 +159,7 @@ def _run_dataset(args, out: Path) -> int:
     from compare.dataset import check_folder, load_dataset, safe_name
     from compare.report import render_compare_report, render_index
     from compare.run import CompareSettings, compute_comparison, write_compare_results
-    from compare.transfer import in_domain
+    from compare.transfer import in_domain, transfer_gaps
     from explain.errors import ExplainError
     from explain.openface import OpenFaceSettings, check_openface, extract
 
@@ -211,6 +211,7 @@ def _run_dataset(args, out: Path) -> int:
     results = compute_comparison(data, settings)
     transfer, tables = in_domain(data, results.tables["logit_coefficients.csv"][0], args.resamples, args.seed)
     results.metrics["transfer"] = transfer
+    results.metrics["not_computed"].extend(transfer_gaps(transfer))
     results.tables.update({name: (table, False) for name, table in tables.items()})
     fer_metrics = out / "compare" / "metrics.json"  # the FER2013 page's, when `make compare` ran here
     if fer_metrics.is_file():
@@ -223,8 +224,14 @@ def _run_dataset(args, out: Path) -> int:
         low, high = transfer["accuracy_ci"]
         print(f"{'AU logit refitted here (' + transfer['cv'] + ')':<48} {transfer['accuracy']:6.3f} "
               f"{f'[{low:.3f}, {high:.3f}]':>16} {transfer['macro_f1']:9.3f}")  # fmt: skip
+        if transfer["model_reason"]:
+            print(f"in-domain refit: {transfer['model']} logit, as {transfer['model_reason']}")
     else:
         print(f"no in-domain refit: {transfer['reason']}")
+    for gap in metrics["not_computed"]:
+        print(f"not computed: {gap['part']}: {gap['reason']}")
+    if metrics["bootstrap"].get("caution"):
+        print(metrics["bootstrap"]["caution"])
     dataset = metrics["dataset"]
     subjects = f", {dataset['n_subjects']} subjects" if dataset["n_subjects"] else ""
     print(f"{name}: {metrics['n_end_to_end']} labelled faces, OpenFace found {metrics['n_paired']}{subjects}")

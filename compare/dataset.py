@@ -235,12 +235,18 @@ def _read_aus(table: Path, wanted: set[str]) -> pd.DataFrame:
     raw = pd.read_csv(table, dtype=str, keep_default_na=False)
     if "image" not in raw:
         raise CompareError(f"{table}: no 'image' column (paths below the image folder)")
-    raw["image"] = raw["image"].str.replace("\\", "/", regex=False)
+    raw["image"] = [table_image(name, wanted) for name in raw["image"]]
     raw = raw[raw["image"].isin(wanted)].copy()
     if raw.empty:
         return pd.DataFrame(columns=["image", LABEL])
     raw = raw.drop(columns=[c for c in ("label", "emotion") if c in raw])
     raw.insert(1, LABEL, [name_for(raw_label(i), "name") for i in raw["image"]])
+    found = raw[LABEL].value_counts()
+    if len(found) < 2:  # the AU models would be scored on one class: nothing to compare
+        raise CompareError(
+            f"OpenFace found faces of one emotion only ({found.index[0]}: {int(found.iloc[0])} of the "
+            f"{len(wanted)} labelled images); the AU models need faces of at least two emotions to compare"
+        )
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / table.name.removesuffix(".gz")
         raw.to_csv(path, index=False)
@@ -250,6 +256,17 @@ def _read_aus(table: Path, wanted: set[str]) -> pd.DataFrame:
             raise type(error)(str(error).replace(str(path), str(table))) from None
     # every row is a face, success = 0 included, as in FER2013's comparison (data/fer2013_openface/)
     return one_face_per_image(aus.reset_index(drop=True)) if "confidence" in aus else aus
+
+
+def table_image(name: str, wanted: set[str]) -> str:
+    """The image of ``wanted`` an AU table's ``image`` value names: the value itself, byte for byte,
+    where it is one (a file name may hold a ``\\``: ``a\\b.jpg`` is a file, not a folder); else,
+    for a table written on Windows, the value with ``\\`` read as the folder separator; else the
+    value unchanged (it names no labelled image)."""
+    if name in wanted:
+        return name
+    posix = name.replace("\\", "/")
+    return posix if posix in wanted else name
 
 
 def face_crop(path: Path, row: dict, has_face: bool) -> tuple[np.ndarray | None, str]:

@@ -99,6 +99,10 @@ def au_contributions(model: AULogitModel, row: pd.Series, emotion: str) -> pd.Se
     return model.explain(row)[emotion]
 
 
+CARD_COLUMNS = ["image", "case", "true", "cnn_pred", "cnn_p", "au_pred", "au_p", "openface_confidence",
+                "explained", "log_odds"]  # fmt: skip
+
+
 def gallery_tables(
     chosen: pd.DataFrame,
     faces: pd.DataFrame,
@@ -149,6 +153,6 @@ def gallery_tables(
         parts.append(
             pd.DataFrame({"image": face["image"], "term": terms.index, "contribution": terms.to_numpy()})
         )
-    if not cards:
-        return pd.DataFrame(cards), pd.DataFrame(columns=["image", "term", "contribution"])
+    if not cards:  # no disagreement (a small dataset): the files keep their header
+        return pd.DataFrame(columns=CARD_COLUMNS), pd.DataFrame(columns=["image", "term", "contribution"])
     return pd.DataFrame(cards), pd.concat(parts, ignore_index=True)

@@ -44,7 +44,7 @@ def render_compare_report(results_dir: str | Path, html_path: str | Path) -> Pat
         "kappa": figures.kappa_heatmap(kappa, models),
         "reliability": figures.reliability(models),
         **_surrogate_heatmaps(results),
-        **_transfer_heatmaps(results),
+        **_transfer_heatmaps(results, metrics.get("transfer", {}).get("model")),
     }
     return render_page(
         "compare/compare.html.j2",
@@ -96,8 +96,9 @@ def _surrogate_heatmaps(results: Path) -> dict[str, str]:
     }
 
 
-def _transfer_heatmaps(results: Path) -> dict[str, str]:
-    """The FER2013 logit's and the refitted (in-domain) logit's coefficients on one colour scale."""
+def _transfer_heatmaps(results: Path, model: str | None = None) -> dict[str, str]:
+    """The FER2013 logit's and the refitted (in-domain) logit's coefficients on one colour scale
+    (``model``: the refit's kind, ``metrics.json`` ``transfer.model``, named in its title)."""
     path = results / "transfer_coefficients.csv"
     if not path.is_file():
         return {}
@@ -116,7 +117,8 @@ def _transfer_heatmaps(results: Path) -> dict[str, str]:
         ),
     }
     limit = max(float(np.nanmax(np.abs(v.to_numpy()))) for v in values.values()) or 1.0
-    titles = {"transfer_fer2013": "trained on FER2013", "transfer_in_domain": "refitted on this dataset"}
+    refit = "refitted on this dataset" + (f" ({model})" if model and model.startswith("L2") else "")
+    titles = {"transfer_fer2013": "trained on FER2013", "transfer_in_domain": refit}
     return {
         key: diverging_heatmap(
             values[key], marks[key], f"AU logit {titles[key]}", "log-odds vs neutral per AU unit", limit=limit

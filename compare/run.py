@@ -24,7 +24,13 @@ from compare import models
 from compare.bottleneck import agreement, estimator_quality, interventions
 from compare.data import CompareData, CompareError, load_compare_data
 from compare.gallery import gallery_tables, pick_disagreements, pick_grown_confusions
-from compare.statistics import calibration, kappa_matrix, mcnemar_exact, scores_with_ci
+from compare.statistics import (
+    calibration,
+    kappa_matrix,
+    mcnemar_exact,
+    scores_with_ci,
+    subject_interval_caution,
+)
 from compare.surrogate import fit_surrogate
 
 REFERENCE_MODEL = "logit_au_r"
@@ -118,7 +124,7 @@ def compute_comparison(data: CompareData, settings: CompareSettings) -> CompareR
     surrogate = fit_surrogate(
         train, test[paired], cnn_training, labels["cnn"][paired], labels[REFERENCE_MODEL][paired]
     )
-    per_model, per_class_f1, confusion, costs = _model_scores(scored, data, settings)
+    per_model, per_class_f1, confusion, costs, not_computed = _model_scores(scored, data, settings)
 
     chosen = pick_disagreements(
         test["label"].to_numpy()[paired],
@@ -127,6 +133,14 @@ def compute_comparison(data: CompareData, settings: CompareSettings) -> CompareR
         settings.gallery_per_case,
         settings.seed,
     )
+    if chosen.empty:
+        not_computed.append(
+            {
+                "part": "gallery of disagreements",
+                "reason": f"on none of the {int(paired.sum())} paired faces is exactly one of the CNN "
+                "and the AU logit right",
+            }
+        )
     growth = None
     if settings.fer2013_confusion is not None:
         from compare.transfer import confusion_growth
@@ -182,7 +196,8 @@ def compute_comparison(data: CompareData, settings: CompareSettings) -> CompareR
         "surrogate_fidelity_true_logit": surrogate.fidelity_true_logit,
         "surrogate_n_train": surrogate.n_train,
         "surrogate_pseudo_r2": surrogate.fit.fit_stats["pseudo_r2"],
-        "bootstrap": {"n_resamples": settings.n_resamples, "seed": settings.seed, "method": "percentile"},
+        "bootstrap": _bootstrap_entry(data, settings),
+        "not_computed": not_computed,  # [{part, reason}]: what the page could not compute, and why
         "openface_images_per_s": OPENFACE_IMAGES_PER_S,
         "openface_speed_source": "data/fer2013_openface/README.md (data team, one core, upscaling excluded)",
         "cnn_model": cnn_path.name,
@@ -194,6 +209,8 @@ def compute_comparison(data: CompareData, settings: CompareSettings) -> CompareR
         tables.update(extra_tables)
     if settings.dataset is not None:
         metrics["dataset"] = settings.dataset
+        metrics["classes"] = class_entries(data)
+        not_computed.extend(_class_gaps(metrics["classes"]))
     if growth is not None:
         metrics["confusion_growth"] = growth
     return CompareResults(tables, metrics, faces[..., 0], cams.astype(np.float16))
@@ -333,27 +350,109 @@ def _bottleneck(bottleneck: dict, data: CompareData, reference_labels: np.ndarra
     return entry, tables
 
 
+# A class with fewer paired faces than this gets a note on another dataset's page: its F1 (and the
+# in-domain refit's view of it) rests on a handful of faces.
+FEW_FACES = 5
+
+
+def class_entries(data: CompareData) -> dict[str, dict]:
+    """Per emotion of ``EMOTIONS``: ``n_labelled``, ``n_paired`` (OpenFace found a face) and, with
+    subjects, ``subjects`` (sorted) showing it among the paired faces; ``notes``: the page's
+    sentences for a class that is absent, has fewer than ``FEW_FACES`` paired faces, or is shown
+    by one subject only."""
+    truth = data.test["label"].to_numpy()
+    paired = data.paired
+    groups = None if data.groups is None else np.asarray(data.groups)
+    out = {}
+    for emotion in EMOTIONS:
+        labelled = truth == emotion
+        mine = labelled & paired
+        entry: dict = {"n_labelled": int(labelled.sum()), "n_paired": int(mine.sum()), "notes": []}
+        notes = entry["notes"]
+        if not labelled.any():
+            notes.append(f"{emotion} has no labelled image here: its F1 is not defined")
+        elif not mine.any():
+            notes.append(
+                f"{emotion} has no paired face (OpenFace found none of its {entry['n_labelled']} images): "
+                "its F1 on the paired faces is not defined"
+            )
+        elif entry["n_paired"] < FEW_FACES:
+            plural = "s" if entry["n_paired"] != 1 else ""
+            notes.append(
+                f"{emotion} has {entry['n_paired']} paired face{plural}: its F1 rests on so few faces that "
+                "it says little"
+            )
+        if groups is not None and mine.any():
+            subjects = sorted({str(g) for g in groups[mine]})
+            entry["subjects"] = subjects
+            if len(subjects) == 1:
+                notes.append(
+                    f"{emotion} is shown by one subject only ({subjects[0]}): when that subject is the test "
+                    "fold, the in-domain refit has seen no face of it, and its interval resamples one person"
+                )
+        out[emotion] = entry
+    return out
+
+
+def _class_gaps(classes: dict[str, dict]) -> list[dict]:
+    """``not_computed`` entries for the classes whose F1 on the paired faces cannot be computed."""
+    absent = [e for e, entry in classes.items() if entry["n_labelled"] == 0]
+    out = []
+    if absent:
+        have, them = ("these emotions have", "these") if len(absent) > 1 else ("this emotion has", "it")
+        out.append(
+            {
+                "part": f"F1 of {', '.join(absent)}",
+                "reason": f"{have} no labelled image here, so no F1 is defined; the macro-F1 averages all "
+                f"six emotions and counts {them} as 0 (scikit-learn's zero_division=0), so it cannot exceed "
+                f"{6 - len(absent)}/6",
+            }
+        )
+    out.extend(
+        {"part": f"F1 of {emotion} on the paired faces", "reason": entry["notes"][0]}
+        for emotion, entry in classes.items()
+        if entry["n_labelled"] and entry["n_paired"] == 0
+    )
+    return out
+
+
+def _bootstrap_entry(data: CompareData, settings: CompareSettings) -> dict:
+    """``metrics.json`` ``bootstrap``; with subjects, how many the paired faces hold and, below
+    ``MIN_SUBJECTS``, the page's caution (``reliable`` false)."""
+    entry = {"n_resamples": settings.n_resamples, "seed": settings.seed, "method": "percentile"}
+    if data.groups is not None:
+        n_subjects = int(len(np.unique(np.asarray(data.groups)[data.paired])))
+        caution = subject_interval_caution(n_subjects)
+        entry.update(n_subjects=n_subjects, reliable=caution is None, caution=caution)
+    return entry
+
+
 def _model_scores(
     scored: list[models.Scored], data: CompareData, settings: CompareSettings
-) -> tuple[dict, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+) -> tuple[dict, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[dict]]:
     """Per model: scores with bootstrap CIs on the paired, end-to-end and unseen faces, McNemar
-    against the reference logit, latency; and the per-class F1, confusion and cost tables."""
+    against the reference logit, latency; the per-class F1, confusion and cost tables; and what
+    could not be computed (``[{part, reason}]``: a set without faces, intervals of one face)."""
     truth, paired = data.test["label"].to_numpy(), data.paired
     reference = next(s.labels for s in scored if s.key == REFERENCE_MODEL)
     cnn = next((s.labels for s in scored if s.key == "cnn"), None)
     parts = (("paired", paired), ("end_to_end", np.ones(len(truth), bool)), ("unseen", data.unseen))
     per_model, per_class_rows, confusion_rows, cost_rows = {}, [], [], []
+    missing: dict[str, str] = {}  # set -> why its intervals (or scores) are not there
     groups = data.groups
     for s in tqdm(scored, desc="compare: scores", unit="model", disable=None):
         both = {}
         for part, mask in parts:
             if not mask.any():  # another dataset may have no unseen face
                 both[part] = _no_scores()
+                missing[part] = "no face in this set: no scores"
                 continue
             both[part] = scores_with_ci(
                 truth[mask], s.labels[mask], settings.n_resamples, settings.seed,
                 groups=None if groups is None else groups[mask],
             )  # fmt: skip
+            if "ci_reason" in both[part]:
+                missing[part] = f"no 95% intervals ({both[part]['ci_reason']})"
             for emotion in EMOTIONS:
                 low, high = both[part]["per_class_f1_ci"][emotion]
                 f1 = both[part]["per_class_f1"][emotion]
@@ -404,7 +503,15 @@ def _model_scores(
         )
         for (true, pred), count in counts.stack().items():
             confusion_rows.append({"model": s.key, "true": true, "predicted": pred, "count": int(count)})
-    return per_model, pd.DataFrame(per_class_rows), pd.DataFrame(confusion_rows), pd.DataFrame(cost_rows)
+    sets = {"paired": "on the paired faces", "end_to_end": "end to end", "unseen": "on the unseen faces"}
+    not_computed = [{"part": f"scores {sets[k]}", "reason": v} for k, v in missing.items()]
+    return (
+        per_model,
+        pd.DataFrame(per_class_rows),
+        pd.DataFrame(confusion_rows),
+        pd.DataFrame(cost_rows),
+        not_computed,
+    )
 
 
 def _no_scores() -> dict:

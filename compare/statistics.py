@@ -6,6 +6,8 @@ it matches no true label, so it lowers accuracy and the recall of the face's cla
 
 from __future__ import annotations
 
+from math import comb
+
 import numpy as np
 import pandas as pd
 from scipy.stats import bootstrap
@@ -13,6 +15,29 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.contingency_tables import mcnemar
 
 from analysis.labels import EMOTIONS
+
+# Below this many subjects the cluster bootstrap's intervals are called unreliable on the page. With G
+# subjects a resample is a multiset of G of them, so there are at most C(2G-1, G) distinct resamples
+# (2 subjects: 3; 5: 126; 10: 92,378), and cluster-based intervals and tests with fewer than about ten
+# clusters are known to cover too little (Cameron, Gelbach & Miller 2008, Rev. Econ. Stat. 90(3);
+# Cameron & Miller 2015, J. Human Resources 50(2)).
+MIN_SUBJECTS = 10
+
+
+def subject_interval_caution(n_subjects: int | None) -> str | None:
+    """The page's caution for intervals resampled over ``n_subjects`` subjects; None from
+    ``MIN_SUBJECTS`` on or without subjects."""
+    if n_subjects is None or n_subjects >= MIN_SUBJECTS:
+        return None
+    plural = "s" if n_subjects != 1 else ""
+    resamples = comb(2 * n_subjects - 1, n_subjects)
+    many = "s" if resamples != 1 else ""
+    return (
+        f"With only {n_subjects} subject{plural} the 95% intervals are unreliable: a bootstrap over "
+        f"{n_subjects} subject{plural} can draw at most {resamples:,} different resample{many}, "
+        f"and intervals from fewer than {MIN_SUBJECTS} clusters are known to be too narrow (Cameron, Gelbach "
+        "& Miller 2008). Read them as a rough range, not as 95% intervals; more subjects are needed for that."
+    )
 
 
 def _per_class_f1(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -69,11 +94,18 @@ def scores_with_ci(
     Returns:
         ``accuracy``, ``accuracy_ci`` [low, high], ``macro_f1``, ``macro_f1_ci``, ``n``,
         ``coverage`` (share with a prediction), ``per_class_f1`` {emotion: value} and
-        ``per_class_f1_ci`` {emotion: [low, high]}.
+        ``per_class_f1_ci`` {emotion: [low, high]}; with fewer than two faces (or subjects) the
+        intervals are NaN and ``ci_reason`` says why.
     """
     t, p = codes(truth), codes(pred)
     point = _statistics(t, p)
-    if groups is not None:
+    units = len(t) if groups is None else len(np.unique(groups))
+    reason = ""
+    if units < 2:  # scipy's bootstrap needs two observations; one subject resamples to itself
+        kind = "face" if groups is None else "subject"
+        reason = f"only {units} {kind}{'s' if units != 1 else ''}: a bootstrap needs at least two"
+        low = high = np.full(len(point), np.nan)
+    elif groups is not None:
         low, high = _cluster_interval(t, p, np.asarray(groups), n_resamples, seed, level)
     else:
         low, high = _face_interval(t, p, n_resamples, seed, level)
@@ -89,6 +121,8 @@ def scores_with_ci(
     }
     if groups is not None:
         out["n_subjects"] = int(len(np.unique(groups)))
+    if reason:
+        out["ci_reason"] = reason
     return out
 
 

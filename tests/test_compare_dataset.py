@@ -300,8 +300,10 @@ def test_real_openface_on_a_labelled_folder(train_table, tmp_path):
 
 
 def test_in_domain_refit_with_subject_folds_and_cluster_robust_errors(tmp_path):
-    """The refitted logit on 600 real FER2013 AU rows in 40 made-up subjects: GroupKFold scores,
-    cluster-robust standard errors equal to statsmodels' own, FACS verdicts beside FER2013's."""
+    """The refitted logit on 1,200 real FER2013 AU rows in 40 made-up subjects: GroupKFold scores,
+    cluster-robust standard errors equal to statsmodels' own, FACS verdicts beside FER2013's.
+    (600 rows hold 9 disgust faces, which separate: the unpenalised MLE does not exist there and
+    the refit is the L2-penalised one, tests/test_compare_small_datasets.py.)"""
     import statsmodels.api as sm
 
     from analysis.au_table import read_au_table, six_class_rows
@@ -316,13 +318,14 @@ def test_in_domain_refit_with_subject_folds_and_cluster_robust_errors(tmp_path):
     aus = six_class_rows(read_au_table(path, label_column="emotion", label_coding="name")).reset_index(
         drop=True
     )
-    train, test = aus.iloc[:1500].reset_index(drop=True), aus.iloc[1500:2100].reset_index(drop=True)
+    train, test = aus.iloc[:1500].reset_index(drop=True), aus.iloc[1500:2700].reset_index(drop=True)
     test.insert(2, "has_face", True)
     groups = np.array([f"S{i % 40}" for i in range(len(test))])
     data = CompareData(train, test, np.zeros((len(test), 48, 48, 1), np.uint8), groups=groups)
     fer = fit_logit(train, AU_R, tests=False).coefficients
     metrics, tables = in_domain(data, fer, 50, 0)
     assert metrics["available"] and metrics["cv"].startswith("GroupKFold")
+    assert metrics["model"] == "unpenalised MLE" and metrics["model_reason"] == ""
     assert 0 <= metrics["accuracy_ci"][0] <= metrics["accuracy"] <= metrics["accuracy_ci"][1] <= 1
     assert metrics["se"] == "cluster-robust by subject"
     assert metrics["normalised"]["available"] and 0 <= metrics["normalised"]["accuracy"] <= 1
@@ -333,7 +336,7 @@ def test_in_domain_refit_with_subject_folds_and_cluster_robust_errors(tmp_path):
 
     model = AULogitModel(AU_R).fit(test, test["label"])
     _, codes = np.unique(groups, return_inverse=True)
-    with warnings.catch_warnings():  # the same near-separated fit our code runs quietly
+    with warnings.catch_warnings():  # the same fit our code runs quietly
         warnings.simplefilter("ignore")
         direct = sm.MNLogit(model.codes_, model.exog_).fit(
             method="newton", maxiter=100, disp=0, cov_type="cluster", cov_kwds={"groups": codes}
@@ -387,3 +390,99 @@ def test_grown_confusions_pick_bounded_faces_of_each_confusion():
         assert truth[row.position] == true and {"a": a, "b": b}[row.model][row.position] == predicted
         assert row.explain == predicted
     assert pick_grown_confusions(truth, {"a": a}, {}, 3, 4).empty
+
+
+def test_backslash_in_a_file_name_keeps_its_au_row(tmp_path):
+    """Issue 26: ``a\\b.jpg`` is a file name, not a folder: its AU row must reach the paired set
+    byte for byte (it was rewritten to ``a/b.jpg`` and scored as "no face"); a table written on
+    Windows (``happy\\c.jpg`` for ``happy/c.jpg``) still matches its image."""
+    from compare.data import load_training
+    from compare.dataset import load_dataset, table_image
+
+    faces = (
+        sorted((OPENFACE / "replay" / "input" / "happy").iterdir())[:2]
+        + sorted((OPENFACE / "replay" / "input" / "sad").iterdir())[:2]
+    )
+    names = ["happy/a\\b.jpg", "happy/c.jpg", "sad/d\\e.jpg", "sad/f.jpg"]
+    folder = tmp_path / "faces"
+    for face, name in zip(faces, names, strict=True):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(face, folder / name)
+    # real OpenFace AU rows of FER2013 faces, one per image; "happy\c.jpg": a Windows table's name
+    rows = pd.read_csv(FER2013_AU_TABLE).head(4).assign(image=[names[0], "happy\\c.jpg", names[2], names[3]])
+    table = tmp_path / "aus.csv"
+    rows.to_csv(table, index=False)
+    train = load_training(FER2013_AU_TABLE).groupby("label").head(20)
+    data, _ = load_dataset(table, folder, train, "bs", "test")
+    assert list(data.test["image"]) == names  # byte for byte, in the folder's order
+    assert data.paired.all()
+    assert table_image("happy/a\\b.jpg", {"happy/a\\b.jpg"}) == "happy/a\\b.jpg"
+    assert table_image("happy\\c.jpg", {"happy/c.jpg"}) == "happy/c.jpg"
+    assert table_image("x\\y.jpg", {"happy/c.jpg"}) == "x\\y.jpg"
+
+
+def _fer2013_rows(tmp_path: Path, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Real FER2013 AU rows (six classes): 1,500 to fit the FER2013 logit on, ``n`` test faces."""
+    from analysis.au_table import read_au_table, six_class_rows
+
+    path = tmp_path / "aus.csv"
+    pd.read_csv(FER2013_AU_TABLE).sample(4000, random_state=0).to_csv(path, index=False)
+    aus = six_class_rows(read_au_table(path, label_column="emotion", label_coding="name"))
+    aus = aus.reset_index(drop=True)
+    test = aus.iloc[1500 : 1500 + n].reset_index(drop=True)
+    test.insert(2, "has_face", True)
+    return aus.iloc[:1500].reset_index(drop=True), test
+
+
+def test_in_domain_falls_back_to_l2_where_the_mle_does_not_exist(tmp_path):
+    """600 real rows in 40 subjects hold 9 disgust faces, which separate: the unpenalised MNLogit
+    diverges (|b| > 400, no convergence), so the refit is the L2-penalised logit on the same
+    folds, said so, with coefficients against neutral and no SEs or p-values."""
+    from analysis.logit import fit_logit
+    from compare.data import CompareData
+    from compare.models import AU_R
+    from compare.transfer import PENALISED, in_domain
+
+    train, test = _fer2013_rows(tmp_path, 600)
+    groups = np.array([f"S{i % 40}" for i in range(len(test))])
+    data = CompareData(train, test, np.zeros((len(test), 48, 48, 1), np.uint8), groups=groups)
+    metrics, tables = in_domain(data, fit_logit(train, AU_R, tests=False).coefficients, 50, 0)
+    assert metrics["available"] and metrics["model"] == PENALISED
+    assert "could not be fitted" in metrics["model_reason"] and "separation" in metrics["model_reason"]
+    assert 0 <= metrics["accuracy"] <= 1 and metrics["normalised"]["model"] == PENALISED
+    coefficients = tables["transfer_coefficients.csv"]
+    assert len(coefficients) == 5 * 18 and coefficients["se"].isna().all() and coefficients["p"].isna().all()
+    assert np.isfinite(coefficients["coef"]).all() and coefficients["coef"].abs().max() < 10
+    assert tables["transfer_facs.csv"]["verdict_in_domain"].str.endswith("(untested)").all()
+
+
+def test_in_domain_class_absent_from_a_training_fold_gets_probability_zero(tmp_path):
+    """A class shown by one subject only: in that subject's test fold no training face has it;
+    its probability there is 0 (not NaN), and every out-of-fold row sums to 1."""
+    from sklearn.model_selection import GroupKFold
+
+    from compare.transfer import _fit_penalised, _out_of_fold
+
+    _, test = _fer2013_rows(tmp_path, 300)
+    groups = np.array([f"S{i % 5}" for i in range(len(test))])
+    groups[test["label"].to_numpy() == "disgust"] = "S9"  # only S9 shows disgust
+    truth = test["label"].to_numpy()
+    folds = list(GroupKFold(n_splits=6).split(test, truth, groups))  # one subject per fold
+    oof = _out_of_fold(test, truth, folds, _fit_penalised)
+    assert np.isfinite(oof.to_numpy()).all() and np.allclose(oof.sum(axis=1), 1)
+    alone = groups == "S9"
+    assert (oof.loc[alone, "disgust"] == 0).all() and (oof.loc[~alone, "disgust"] > 0).all()
+
+
+def test_in_domain_without_two_emotions_is_not_available(tmp_path):
+    """Paired faces of one emotion: nothing to cross-validate; a reason, no exception."""
+    from analysis.logit import fit_logit
+    from compare.data import CompareData
+    from compare.models import AU_R
+    from compare.transfer import in_domain
+
+    train, test = _fer2013_rows(tmp_path, 300)
+    test = test[test["label"] == "happy"].reset_index(drop=True)
+    data = CompareData(train, test, np.zeros((len(test), 48, 48, 1), np.uint8))
+    metrics, tables = in_domain(data, fit_logit(train, AU_R, tests=False).coefficients, 50, 0)
+    assert not metrics["available"] and "one emotion only" in metrics["reason"] and tables == {}
