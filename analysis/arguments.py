@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -33,6 +36,40 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM received (``signum``): raised in the main thread, so that a command stops
+    its OpenFace calls and writes nothing partial."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, _frame) -> None:
+    raise Interrupted(signum)
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread while the block runs.
+
+    SIGTERM would otherwise end the process at once, without cleaning up. SIGINT gets Python's
+    handler back: a job started in the background by a shell without job control inherits SIGINT
+    ignored, and ``kill -INT`` would then be lost. Both handlers are restored afterwards.
+    """
+    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def signal_number(exc: KeyboardInterrupt) -> int:
+    """The signal behind ``exc`` (SIGINT for a plain ``KeyboardInterrupt``)."""
+    return exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
 
 
 def print_error(error: Exception) -> int:

@@ -10,11 +10,13 @@ project's errors are one line, ``error: ...``, exit status 2.
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 import time
 from pathlib import Path
 
 from analysis import arguments
-from analysis.arguments import PROJECT_ERRORS, OneLineParser, print_error
+from analysis.arguments import PROJECT_ERRORS, OneLineParser, interruptible, print_error, signal_number
 from explain.errors import ExplainError
 
 
@@ -77,26 +79,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv``, run the command; return the exit status (2: bad input, one line)."""
+    """Parse ``argv``, run the command; return the exit status (2: bad input, one line; 128 + n:
+    stopped by signal n, SIGINT or SIGTERM, one line)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "run":
-            return _run(args, parser)
-        if args.command == "report":
-            return _report(Path(args.out))
-        from explain.benchmark import benchmark
+        with interruptible():
+            if args.command == "run":
+                return _run(args, parser)
+            if args.command == "report":
+                return _report(Path(args.out))
+            from explain.benchmark import benchmark
 
-        return benchmark(args.rows, args.model, args.out)
+            return benchmark(args.rows, args.model, args.out)
     except (*PROJECT_ERRORS, ExplainError) as error:
         return print_error(error)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: results are written as a unit, or not at all
+        signum = signal_number(exc)
+        print(
+            f"interrupted by {signal.Signals(signum).name}: OpenFace was stopped and nothing was written; "
+            "rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 128 + signum
 
 
 def _run(args, parser: argparse.ArgumentParser) -> int:
     from explain.estimate import HINT
     from explain.models import default_model_path
     from explain.openface import CACHE, OpenFaceSettings, extract
-    from explain.run import ExplainSettings, run_explain
+    from explain.run import ExplainSettings, partial_sentence, run_explain
 
     if args.source is None and args.aus is None:
         parser.error("give --in <images or video> or --aus <AU table>")
@@ -140,13 +152,15 @@ def _run(args, parser: argparse.ArgumentParser) -> int:
             )
         if metrics["openface_missed"] and not metrics["estimated_missed"]:
             print(f"OpenFace found no face in {metrics['openface_missed']} image(s): {HINT}")
-        if metrics["n_unexplained"]:
-            print(f"{metrics['n_unexplained']} image(s) not explained (reasons in explain/unexplained.csv)")
     else:
         print(
             f"explained {metrics['n_frames']:,} frame(s) of {metrics['n_tracks']} tracked face(s) "
             f"({metrics['n_used']:,} with OpenFace success) with {metrics['model']['file']}"
         )
+        for video in metrics["partial_videos"]:
+            print(f"{partial_sentence(video)} (truncated or damaged; explained from the frames read)")
+    if metrics["n_unexplained"]:
+        print(f"{metrics['n_unexplained']} input(s) not explained (reasons in explain/unexplained.csv)")
     if not metrics["crops"]["available"]:
         print(metrics["crops"]["reason"])
     if not metrics["cnn"]["available"]:
@@ -177,8 +191,10 @@ def _check_estimate_missed(args, model: Path) -> None:
 
 
 def _missed(args, table: Path, media: Path | None) -> tuple[Path, dict]:
-    """The images the runner could not use (its failures file beside ``table``) and, with
-    ``--estimate-missed``, the table with the estimator's rows for those OpenFace found no face in."""
+    """The inputs the runner could not use (its failures file beside ``table``: images or
+    videos) as ``unexplained`` (``input, label, reason``), the videos it read in part
+    (``truncated``) and, with ``--estimate-missed``, the table with the estimator's rows for the
+    images OpenFace found no face in."""
     import hashlib
 
     from explain.data import table_kind
@@ -187,11 +203,15 @@ def _missed(args, table: Path, media: Path | None) -> tuple[Path, dict]:
 
     missed = read_missed(table)
     extra: dict = {"openface_missed": int(len(missed.no_face))}
-    if not args.estimate_missed or (table.is_file() and table_kind(table) != "images"):
+    sequences = table.is_file() and table_kind(table) != "images"
+    if not args.estimate_missed or sequences:
         if args.estimate_missed:
             print("--estimate-missed: not for videos (frames OpenFace misses stay masked); ignored")
+        if sequences:
+            failures, truncated = read_video_failures(table)
+            return table, {**extra, "unexplained": failures, "truncated": truncated}
         unexplained = missed.failures.replace({"reason": {NO_FACE: "OpenFace found no face"}})
-        return table, {**extra, "unexplained": unexplained if len(missed.failures) else None}
+        return table, {**extra, "unexplained": unexplained}
     assert media is not None  # checked by _check_estimate_missed, or IN= ran OpenFace
     if args.aus is None:
         target = table.parent / TABLE_NAME
@@ -205,6 +225,25 @@ def _missed(args, table: Path, media: Path | None) -> tuple[Path, dict]:
         "estimated_missed": True,
         "estimator": estimator_label(args.au_estimator or _default_estimator()),
     }
+
+
+def read_video_failures(table: Path):
+    """The runner's video failures beside ``table``: ``(unexplained, truncated)``, the videos
+    without rows (``input, label, reason``) and the names of those read in part (their rows are
+    in the table, so they are explained; the page says how many frames were read)."""
+    import pandas as pd
+
+    from openface_runner.runner import failures_path
+    from openface_runner.video import TRUNCATED
+
+    path = failures_path(table)
+    columns = ["input", "label", "reason"]
+    if not path.is_file():
+        return pd.DataFrame(columns=columns), set()
+    failures = pd.read_csv(path, dtype=str, keep_default_na=False)
+    partial = failures["reason"].str.startswith(TRUNCATED)
+    unexplained = failures[~partial].rename(columns={"video": "input"}).assign(label="")
+    return unexplained[columns].reset_index(drop=True), set(failures.loc[partial, "video"])
 
 
 def _default_estimator() -> Path:

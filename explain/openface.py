@@ -16,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.arguments import Interrupted, signal_number
 from explain.errors import OPENFACE_HELP, ExplainError
 from openface_runner.runner import NO_FACE, failures_path
 
@@ -131,18 +133,37 @@ def _run_forwarding(command: list[str]) -> str:
 
     Raises:
         ExplainError: it exited with an error (its last message and how to get OpenFace).
+        KeyboardInterrupt: SIGINT or SIGTERM here (passed on to the runner, which stops OpenFace
+            before this returns) or to the runner alone (:class:`Interrupted`).
     """
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, errors="replace")
     tail = ""
     assert process.stderr is not None
-    for line in process.stderr:
-        if not line.startswith("error: "):  # the runner's own error comes back once, in ours
-            sys.stderr.write(line)
-        text = line.replace("\r", "\n").strip().splitlines()
-        if text and text[-1].strip():
-            tail = text[-1].strip()
-    code = process.wait()
+    try:
+        for line in process.stderr:
+            if not line.startswith("error: "):  # the runner's own error comes back once, in ours
+                sys.stderr.write(line)
+            text = line.replace("\r", "\n").strip().splitlines()
+            if text and text[-1].strip():
+                tail = text[-1].strip()
+        code = process.wait()
+    except KeyboardInterrupt as exc:  # pass the signal on: the runner stops its OpenFace calls
+        _stop(process, signal_number(exc))
+        raise
+    if code - 128 in (signal.SIGINT, signal.SIGTERM):  # the runner alone was signalled
+        raise Interrupted(code - 128)
     if code not in (0, 1):
         message = tail.removeprefix("error: ")
         raise ExplainError(f"the OpenFace runner stopped ({message}); {OPENFACE_HELP}")
     return tail
+
+
+def _stop(process: subprocess.Popen, signum: int, wait_s: float = 30.0) -> None:
+    """Send ``signum`` to the runner (it stops OpenFace, then exits); SIGKILL after ``wait_s``."""
+    if process.poll() is None:
+        process.send_signal(signum)
+    try:
+        process.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -52,16 +52,18 @@ def render_explain_report(results_dir: str | Path, html_path: str | Path) -> Pat
     metrics.setdefault("au_sources", {})
     unexplained_csv = results / "unexplained.csv"
     unexplained = (
-        pd.read_csv(unexplained_csv, keep_default_na=False, dtype=str)
-        if unexplained_csv.is_file()
-        else pd.DataFrame(columns=["image", "label", "reason"])
+        pd.read_csv(unexplained_csv, keep_default_na=False, dtype=str).rename(columns={"image": "input"})
+        if unexplained_csv.is_file()  # "image": results written before videos were listed too
+        else pd.DataFrame(columns=["input", "label", "reason"])
     )
+    metrics.setdefault("partial_videos", [])
     context: dict = {
         "m": metrics,
         "emotions": EMOTIONS,
         "hint": HINT,
         "unexplained": unexplained.head(MAX_ROWS).to_dict("records"),
         "n_unexplained": len(unexplained),
+        "max_rows": MAX_ROWS,
     }
     if metrics["kind"] == "images":
         faces = pd.read_csv(results / "faces.csv", keep_default_na=False, na_values=[""])
@@ -72,7 +74,7 @@ def render_explain_report(results_dir: str | Path, html_path: str | Path) -> Pat
         context["cards"] = [
             _card(r, contributions, pictures) for r in faces.head(MAX_CARDS).to_dict("records")
         ]
-        context["max_cards"], context["max_rows"] = MAX_CARDS, MAX_ROWS
+        context["max_cards"] = MAX_CARDS
     else:
         frames = pd.read_csv(results / "frames.csv", keep_default_na=False, na_values=[""])
         summary = pd.read_csv(results / "summary.csv", keep_default_na=False, na_values=[""])

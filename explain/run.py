@@ -51,8 +51,9 @@ class ExplainSettings:
     folder, video file or folder the table's ``image``/``video`` paths are relative to (None:
     no face crops); ``source``: what the user gave (``IN=`` or ``AUS=``), for the page;
     ``window_s``: smoothing window (s); ``max_gallery``: most peak frames shown per run;
-    ``cnn``: use the CNN (False: AU model only); ``unexplained``: the images left out (``image,
-    label, reason``: the runner's failures, or what the estimator could not take either);
+    ``cnn``: use the CNN (False: AU model only); ``unexplained``: the inputs left out (``input``
+    or ``image``, ``label, reason``: the runner's failures, images or videos, or what the
+    estimator could not take either); ``truncated``: the videos the runner read in part;
     ``openface_missed``: how many images OpenFace found no face in; ``estimated_missed``: their
     AUs were estimated (``explain.estimate``); ``estimator``: the estimator's ``source`` text.
     """
@@ -68,6 +69,7 @@ class ExplainSettings:
     max_gallery: int = timeseries.MAX_GALLERY
     chunk_rows: int = tables.CHUNK_ROWS
     unexplained: pd.DataFrame | None = None
+    truncated: set[str] = field(default_factory=set)
     openface_missed: int = 0
     estimated_missed: bool = False
     estimator: str = ""
@@ -123,11 +125,11 @@ def compute(settings: ExplainSettings) -> ExplainResults:
             "openface_missed": settings.openface_missed,
             "estimated_missed": settings.estimated_missed,
             "estimator": settings.estimator,
-            "n_unexplained": 0 if settings.unexplained is None else int(len(settings.unexplained)),
         }
     )
-    if settings.unexplained is not None:
-        results.tables["unexplained.csv"] = settings.unexplained.reset_index(drop=True)
+    unexplained = _unexplained(settings.unexplained)
+    results.metrics["n_unexplained"] = int(len(unexplained))
+    results.tables["unexplained.csv"] = unexplained  # always written: an empty one says none failed
     crop_reason = results.metrics.pop("crop_reason_video", crop_reason)  # a video that would not open
     results.metrics.update(
         {
@@ -242,6 +244,40 @@ def compute_images(
 # --------------------------------------------------------------------------------- sequences
 
 
+UNEXPLAINED_COLUMNS = ["input", "label", "reason"]
+
+
+def _unexplained(table: pd.DataFrame | None) -> pd.DataFrame:
+    """``unexplained.csv``: one row per input (image or video) left out, with its reason."""
+    if table is None:
+        return pd.DataFrame(columns=UNEXPLAINED_COLUMNS)
+    table = table.rename(columns={"image": "input", "video": "input"})
+    if "label" not in table:
+        table = table.assign(label="")
+    return table[UNEXPLAINED_COLUMNS].reset_index(drop=True)
+
+
+def partial_sentence(video: dict) -> str:
+    """``"cut.avi: read 9 of 30 frames"`` for a ``metrics.json`` ``partial_videos`` entry."""
+    return f"{video['video']}: read {video['frames_read']:,} of {video['frames_declared']:,} frames"
+
+
+def _frames_per_video(settings: ExplainSettings, frames: pd.DataFrame) -> dict[str, tuple[int, int | None]]:
+    """Per video of the table: frames in the table (read by OpenFace) and frames its header
+    declares (None without the video file, e.g. ``--aus`` alone, or when OpenCV cannot tell)."""
+    from openface_runner.video import declared_frames
+
+    out = {}
+    for video, group in frames.groupby("video", sort=False):
+        declared = None
+        media = settings.media
+        if media is not None and media.exists():
+            path = media if media.is_file() else media / str(video)
+            declared = (declared_frames(path) or None) if path.is_file() else None
+        out[str(video)] = (int(group["frame"].nunique()), declared)
+    return out
+
+
 def compute_sequences(
     settings: ExplainSettings, loaded: LoadedModel, cnn: CNN, crop_reason: str
 ) -> ExplainResults:
@@ -273,11 +309,17 @@ def compute_sequences(
         cnn_mask = ~used[index] | ~np.all(np.isfinite(cnn_raw[index]), axis=1)
         cnn_smooth[index] = timeseries.smooth(cnn_raw[index], windows[key], cnn_mask)
 
+    read = _frames_per_video(settings, frames)
     summaries = []
-    for _key, index in frames.groupby(["video", "face_id"], sort=False).indices.items():
-        summaries.append(
-            timeseries.summary_row(frames.iloc[index], au_smooth[index], cnn_smooth[index], used[index])
-        )
+    for (video, _), index in frames.groupby(["video", "face_id"], sort=False).indices.items():
+        row = timeseries.summary_row(frames.iloc[index], au_smooth[index], cnn_smooth[index], used[index])
+        row["frames_read"], row["frames_declared"] = read[str(video)]
+        summaries.append(row)
+    partial = [
+        {"video": video, "frames_read": n_read, "frames_declared": declared}
+        for video, (n_read, declared) in read.items()
+        if video in settings.truncated and declared
+    ]
 
     out = frames[["video", "face_id", "frame", "timestamp", "success", "confidence"]].copy()
     for k, emotion in enumerate(EMOTIONS):
@@ -331,6 +373,7 @@ def compute_sequences(
         "n_gallery_candidates": int(len(candidates)),
         "drivers": drivers,
         "crop_reason_video": crop_reason,
+        "partial_videos": partial,  # read in part: [{video, frames_read, frames_declared}]
     }
     return ExplainResults(
         tables={

@@ -10,24 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-from analysis.arguments import positive, positive_number
+from analysis.arguments import interruptible, positive, positive_number, signal_number
 from openface_runner import arguments
 from openface_runner.backends import BATCH_TIMEOUT_S, DEFAULT_IMAGE, make_backend
 from openface_runner.cluster import scheduler_arg
 from openface_runner.errors import BackendError, InputError, RunnerError
 from openface_runner.flags import split_extra
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (or SIGINT) received: raised in the main thread so that OpenFace is stopped."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _raise_terminated(signum: int, _frame) -> None:
-    raise Terminated(signum)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,45 +98,43 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 done; 1 every OpenFace call failed or no table was written; 2 an error of
     the run (``error: ...``); 128 + n stopped by signal n (SIGINT, SIGTERM). A bug raises."""
-    from openface_runner.video import is_sequence_input
-
     args = build_parser().parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    # A job started in the background by a shell without job control inherits SIGINT ignored,
-    # and `kill -INT` would then be lost: SIGINT stops a run however it was started.
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        backend = make_backend(
-            args.backend,
-            args.openface_bin,
-            args.image,
-            split_extra(args.openface_args),
-            progress=not args.quiet,
-            timeout_s=args.batch_timeout,
-        )
-        sequences = args.mode == "sequences" or (args.mode == "auto" and is_sequence_input(args.in_dir))
-        if args.multi and not sequences:
-            print("error: --multi applies to videos and image sequences (--mode sequences)", file=sys.stderr)
-            return 2
-        if args.command == "run":
-            return _run_sequences(args, backend) if sequences else _run(args, backend)
-        if args.scheduler:
-            return _benchmark_cluster(args, backend, sequences)
-        return _benchmark_sequences(args, backend) if sequences else _benchmark(args, backend)
+        with interruptible():
+            return _dispatch(args)
     except RunnerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+        signum = signal_number(exc)
         print(
             f"stopped by {signal.Signals(signum).name}: OpenFace was stopped; "
             "rerun the same command to resume",
             file=sys.stderr,
         )
         return 128 + signum
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, previous_int)
+
+
+def _dispatch(args) -> int:
+    from openface_runner.video import is_sequence_input
+
+    backend = make_backend(
+        args.backend,
+        args.openface_bin,
+        args.image,
+        split_extra(args.openface_args),
+        progress=not args.quiet,
+        timeout_s=args.batch_timeout,
+    )
+    sequences = args.mode == "sequences" or (args.mode == "auto" and is_sequence_input(args.in_dir))
+    if args.multi and not sequences:
+        print("error: --multi applies to videos and image sequences (--mode sequences)", file=sys.stderr)
+        return 2
+    if args.command == "run":
+        return _run_sequences(args, backend) if sequences else _run(args, backend)
+    if args.scheduler:
+        return _benchmark_cluster(args, backend, sequences)
+    return _benchmark_sequences(args, backend) if sequences else _benchmark(args, backend)
 
 
 def _run(args, backend) -> int:

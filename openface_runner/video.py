@@ -57,6 +57,8 @@ NO_FACE = "no face found in any frame"
 # more than this share and more than MISSING_FRAMES_OK frames (a WMV's declared count is an
 # estimate from its duration: changeLighting.wmv declares 90 frames and holds 88).
 MISSING_SHARE_OK = 0.05
+TRUNCATED = "truncated or damaged video: "
+"""How the failures file's reason of a video read in part begins (its rows are in the table)."""
 MISSING_FRAMES_OK = 2
 PROGRESS = re.compile(rb"\b(\d{1,3})% ")  # FeatureExtraction's progress on stdout: "0% 10% ... 100% "
 POLL_S = 0.5
@@ -471,7 +473,7 @@ def _outcome(
     note = None
     if sequence.is_video and missing > max(MISSING_FRAMES_OK, MISSING_SHARE_OK * sequence.frames):
         note = (
-            f"truncated or damaged video: OpenFace read {read} of the {sequence.frames} frames its header "
+            f"{TRUNCATED}OpenFace read {read} of the {sequence.frames} frames its header "
             f"declares; the {read} read are in the table"
         )
     return rows, note

@@ -95,7 +95,7 @@ def test_faces_openface_missed_get_estimated_aus(stand_ins, replay_images, logit
     assert np.abs(cnn.sum(axis=1) - 1).max() < 1e-6  # the CNN classified the estimator's crops
 
     unexplained = _read(out, "unexplained.csv")
-    assert unexplained["image"].tolist() == [wall]
+    assert unexplained["input"].tolist() == [wall]
     reason = unexplained["reason"].iloc[0]
     assert reason.startswith("OpenFace found no face, and the AU estimator") and "Haar cascade" in reason
     metrics = json.loads((out / "explain" / "metrics.json").read_text())
@@ -104,7 +104,7 @@ def test_faces_openface_missed_get_estimated_aus(stand_ins, replay_images, logit
     assert f"au_estimator.keras (sha256 {sha})" in page and "OpenFace (24 faces)" in page
     assert page.count(f'<td class="text">{ESTIMATED_MISSED}</td>') == 6
     assert page.count('<td class="text">OpenFace</td>') == 24
-    assert "Images not explained" in page and "grey_wall.png" in page
+    assert "Inputs not explained" in page and "grey_wall.png" in page
 
 
 def test_without_the_flag_the_page_says_how_many_openface_missed(
