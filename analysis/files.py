@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.results import UnwritableError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -20,20 +22,35 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     The temporary file lives in the same folder so that ``os.replace`` is atomic;
     on an exception it is removed and ``path`` is left as it was.
+
+    Raises:
+        UnwritableError: the folder cannot be written (read-only, full, no permission): one line
+            naming the file.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        raise _unwritable(target, error) from None
     os.close(fd)
     tmp = Path(tmp_name)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
     try:
-        yield tmp
-        os.replace(tmp, target)
+        try:
+            yield tmp
+            os.replace(tmp, target)
+        except OSError as error:  # a full disk while writing: the file keeps its previous content
+            raise _unwritable(target, error) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _unwritable(target: Path, error: OSError) -> UnwritableError:
+    reason = (error.strerror or str(error)).lower()
+    return UnwritableError(f"{target}: cannot write it ({reason}); it was left as it was", reason)
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

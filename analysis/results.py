@@ -29,6 +29,15 @@ class ResultsError(Exception):
     """A results folder is missing, incomplete or does not match its manifest."""
 
 
+class UnwritableError(ResultsError):
+    """A file or folder cannot be written (read-only, a full disk, no permission); ``reason``:
+    the system's words (``no space left on device``)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a file's bytes, as 64 hex digits (read in 1 MiB chunks)."""
     digest = hashlib.sha256()
@@ -48,28 +57,88 @@ def results_unit(folder: str | os.PathLike[str], stage: str) -> Iterator[Path]:
 
     On an exception the staging folder is removed and ``folder`` is left as it was.
     Leftovers of a killed earlier run (hidden ``.<name>.*.new`` / ``.old`` folders) are removed.
+
+    Raises:
+        ResultsError: ``folder`` or its parent cannot be written (read-only, a full disk, no
+            permission): checked before the caller's work where it can be, else when writing or
+            swapping; one line naming the folder, nothing partial or hidden left behind.
     """
     target = Path(folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{target.name}.*.new"):
-        shutil.rmtree(stale, ignore_errors=True)
-    for stale in target.parent.glob(f".{target.name}.*.old"):
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".new", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("new", "old"):
+            for stale in target.parent.glob(f".{target.name}.*.{suffix}"):
+                shutil.rmtree(stale, ignore_errors=True)
+        check_writable(target)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".new", dir=target.parent))
+    except OSError as error:
+        raise _unwritable(target, error) from None
     os.chmod(staging, 0o777 & ~_umask())  # mkdtemp creates 0700
     try:
-        yield staging
-        _write_manifest(staging, stage)
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.replace(target, old / "previous")
-            os.replace(staging, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, target)
+        try:
+            yield staging
+            _write_manifest(staging, stage)
+        except UnwritableError as error:  # a full disk while writing the files
+            raise _unwritable(target, error.reason) from None
+        except OSError as error:
+            raise _unwritable(target, error) from None
+        _swap(staging, target)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_writable(folder: str | os.PathLike[str]) -> None:
+    """Fail now, before any work, where ``folder`` (a results folder, replaced as a whole)
+    could not be swapped in: its parent, or the folder itself when it exists, is not writable
+    (a read-only file system or folder; a directory is moved only by who can write it).
+
+    Raises:
+        ResultsError: one line naming the folder.
+    """
+    target = Path(folder)
+    for path in (target.parent, target) if target.exists() else (target.parent,):
+        if path.exists() and not os.access(path, os.W_OK):
+            raise _unwritable(target, "read-only file system" if _read_only_fs(path) else "permission denied")
+
+
+def _swap(staging: Path, target: Path) -> None:
+    """Move ``staging`` onto ``target``; on failure ``target`` is as it was and no ``.old`` stays."""
+    if not target.exists():
+        try:
+            os.replace(staging, target)
+        except OSError as error:
+            raise _unwritable(target, error) from None
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    try:
+        os.replace(target, old / "previous")
+    except OSError as error:
+        shutil.rmtree(old, ignore_errors=True)
+        raise _unwritable(target, error) from None
+    try:
+        os.replace(staging, target)
+    except OSError as error:
+        os.replace(old / "previous", target)  # put the previous results back
+        shutil.rmtree(old, ignore_errors=True)
+        raise _unwritable(target, error) from None
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _unwritable(target: Path, error: OSError | str) -> UnwritableError:
+    reason = (error if isinstance(error, str) else error.strerror or str(error)).lower()
+    return UnwritableError(
+        f"{target}: cannot write the results ({reason}); nothing was changed there: free space or "
+        "make the folder writable, or choose another with OUT=",
+        reason,
+    )
 
 
 def verify_results(folder: str | os.PathLike[str]) -> dict[str, Any]:

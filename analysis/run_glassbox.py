@@ -42,7 +42,7 @@ from analysis.glassbox_selection import (
     select,
 )
 from analysis.quality import apply_quality_policy, repeats_training_face
-from analysis.results import results_unit
+from analysis.results import check_writable, results_unit
 
 
 @dataclass
@@ -97,6 +97,7 @@ def run_glassbox(settings: GlassboxSettings | None = None, progress: bool = True
     Nothing is replaced unless both datasets finished: the folder is written as a unit.
     """
     settings = settings or GlassboxSettings()
+    check_writable(settings.out_dir)  # before the fits, not after them
     metrics: dict = {"selected": {}}
     tables: dict[str, pd.DataFrame] = {}
     selected_models: dict[str, GlassBox] = {}

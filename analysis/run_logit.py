@@ -26,7 +26,7 @@ from analysis.files import write_csv, write_json
 from analysis.labels import EMOTIONS
 from analysis.logit import FitError, LogitFit, fit_logit
 from analysis.quality import apply_quality_policy
-from analysis.results import results_unit
+from analysis.results import check_writable, results_unit
 
 
 @dataclass
@@ -67,6 +67,7 @@ def run_fit_logit(
     a failure or a kill on the way leaves the previous results as they were.
     """
     started = time.perf_counter()
+    check_writable(Path(out_dir) / "logit")  # before the fit, not after it
     input_path = Path(input_path)
     table = read_au_table(input_path, label_column=label_column, label_coding=label_coding)
     selection = _select_rows(table, drop_unsuccessful, input_path)

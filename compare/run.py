@@ -19,7 +19,7 @@ from analysis.au_table import SEED_AU_TABLE
 from analysis.files import write_csv, write_json
 from analysis.labels import EMOTIONS
 from analysis.logit import LogitFit
-from analysis.results import results_unit
+from analysis.results import check_writable, results_unit
 from compare import models
 from compare.bottleneck import agreement, estimator_quality, interventions
 from compare.data import CompareData, CompareError, load_compare_data
@@ -96,6 +96,7 @@ def run_compare(data: CompareData | None = None, settings: CompareSettings | Non
             Training predictions of it beside it.
     """
     settings = settings or CompareSettings()
+    check_writable(settings.out_dir)  # before the comparison, not after it
     results = compute_comparison(data or load_compare_data(), settings)
     write_compare_results(results, settings.out_dir)
     return results.metrics

@@ -31,7 +31,7 @@ import pandas as pd
 from analysis.au_table import AU_R_COLUMNS, au_code
 from analysis.files import write_csv, write_json
 from analysis.labels import EMOTIONS
-from analysis.results import results_unit
+from analysis.results import check_writable, results_unit
 from explain import data as tables
 from explain import faces as crops
 from explain import video as timeseries
@@ -94,6 +94,7 @@ def run_explain(settings: ExplainSettings) -> dict:
         ExplainError: the table cannot be read or has no AU columns.
         ModelFileError: the model file is unusable (one line).
     """
+    check_writable(settings.out_dir)  # before the work, not after it
     results = compute(settings)
     write_results(results, settings.out_dir)
     return results.metrics

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from analysis.arguments import interruptible, positive, positive_number, signal_number
+from analysis.results import ResultsError
 from openface_runner import arguments
 from openface_runner.backends import BATCH_TIMEOUT_S, DEFAULT_IMAGE, make_backend
 from openface_runner.cluster import scheduler_arg
@@ -102,8 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with interruptible():
             return _dispatch(args)
-    except RunnerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (RunnerError, ResultsError) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the table or the run folder cannot be written: a full disk, say
+        where = exc.filename or f"{getattr(args, 'out', 'the')} or its run folder"
+        print(f"error: cannot write {where}: {exc.strerror or exc}; rerun to resume", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         signum = signal_number(exc)
