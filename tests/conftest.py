@@ -85,3 +85,24 @@ def copy_results(results: Path, to: Path) -> Path:
     """A results folder copied whole (its manifest still matches)."""
     shutil.copytree(results, to)
     return to
+
+
+@pytest.fixture(scope="session")
+def live_engine(seed_run):
+    """The live mode's models, loaded once (YuNet, the AU estimator, the seed logit, the CNN)."""
+    pytest.importorskip("fastapi", reason="the live extra: pip install -e '.[cnn,live]'")
+    pytest.importorskip("tensorflow", reason="the cnn extra (the live mode runs the CNN stage's models)")
+    from live.engine import LiveEngine
+
+    return LiveEngine(seed_run.results_dir / "model.json")
+
+
+@pytest.fixture(scope="session")
+def live_server(live_engine, tmp_path_factory):
+    """A real live server (uvicorn on a free loopback port) around ``live_engine``."""
+    from live.app import AppSettings
+    from live.server import start_in_thread
+
+    running = start_in_thread(live_engine, AppSettings(out=tmp_path_factory.mktemp("live-reports")))
+    yield running
+    running.stop()

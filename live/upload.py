@@ -1,0 +1,221 @@
+"""``POST /api/explain``: a photo or a short video, explained by ``make explain``'s own engine.
+
+The upload becomes an AU table in a temporary folder (deleted when the answer is sent), and
+``explain.run.compute_images`` / ``compute_sequences`` explain it, exactly as ``make explain``
+explains a table: the same AU model, contributions, CNN crops and counterfactual. Where the AUs
+come from (``au_source`` of each face):
+
+- **OpenFace** (``--openface-bin``, or ``$OPENFACE_BIN``, names an executable
+  ``FaceLandmarkImg``): ``explain.openface.extract`` runs the runner on the photo, as ``make
+  explain IN=<photo> BACKEND=native`` does;
+- **AU estimator** otherwise, and always for videos: the live path's faces (``live.engine``) and
+  the estimator's AUs, written as an estimator's image table (``source`` column, the crop's box)
+  or, for a video, as a sequence table (``live.session.Recording``), then explained the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.au_table import AU_R_COLUMNS, BOX_COLUMNS
+from analysis.labels import EMOTIONS
+from live.engine import LiveEngine
+from live.frames import InputError, Limits, check_dimensions, decode
+from live.session import Recording, Tracker
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mov", ".mkv", ".wmv", ".m4v", ".mpg", ".mpeg")
+OPENFACE = "OpenFace 2.2.0 (FaceLandmarkImg)"
+
+
+def openface_binary(given: str | None) -> str | None:
+    """The FaceLandmarkImg to use for photos: ``given``, else ``$OPENFACE_BIN``; None when neither
+    names an executable file."""
+    binary = given or os.environ.get("OPENFACE_BIN")
+    if binary and Path(binary).is_file() and os.access(binary, os.X_OK):
+        return binary
+    return None
+
+
+def explain_upload(
+    engine: LiveEngine, data: bytes, filename: str, limits: Limits, openface_bin: str | None = None
+) -> dict:
+    """The explanation of an uploaded photo (``{"kind": "image", "faces": [...]}``) or video
+    (``{"kind": "video", "frames", "tracks": [...], "faces": [...]}``: the peak frames of each
+    track, as ``make explain``'s gallery).
+
+    Raises:
+        InputError: empty, over the size limit, neither an image nor a video OpenCV can read, an
+            image side out of bounds, a video without a readable frame.
+    """
+    if not data:
+        raise InputError("empty file (0 bytes)")
+    if len(data) > limits.upload_bytes:
+        raise InputError(
+            f"file of {len(data):,} bytes is over the upload limit of {limits.upload_bytes:,} bytes"
+        )
+    with tempfile.TemporaryDirectory(prefix="live-upload-") as tmp:
+        folder = Path(tmp)
+        try:
+            check_dimensions(data, limits)
+        except InputError as error:
+            if not str(error).startswith("not an image"):
+                raise
+            return _video(engine, data, filename, folder, limits)
+        return _image(engine, data, folder, openface_bin)
+
+
+def _image(engine: LiveEngine, data: bytes, folder: Path, openface_bin: str | None) -> dict:
+    from explain.openface import OpenFaceSettings, extract
+    from explain.run import ExplainSettings, compute_images
+
+    image = decode(data)
+    media = folder / "input"
+    media.mkdir()
+    name = "upload.png"  # named by the server; PNG keeps the decoded pixels exactly
+    import cv2
+
+    cv2.imwrite(str(media / name), image)
+    binary = openface_binary(openface_bin)
+    if binary:
+        table, media = extract(media / name, OpenFaceSettings("native", binary), folder / "cache")
+        if not table.is_file():
+            return {"kind": "image", "faces": [], "au_source": OPENFACE, "note": "OpenFace found no face"}
+        boxes = None
+    else:
+        detections = engine.detect(image)
+        faces, kept = engine.crops(image, detections)
+        if not kept:
+            return {"kind": "image", "faces": [], "au_source": engine.au_source, "note": "no face found"}
+        aus = engine.estimate_aus(faces)
+        boxes = [detections[i].box for i in kept]
+        rows = []
+        for j, i in enumerate(kept):
+            crop = engine.detector.crop_box(detections[i].box)
+            rows.append(
+                {
+                    "image": name, "face": j, "confidence": "", "success": "", "source": engine.au_source,
+                    **dict(zip(BOX_COLUMNS, map(repr, map(float, crop)), strict=True)),
+                    **{c: repr(float(v)) for c, v in zip(AU_R_COLUMNS, aus[j], strict=True)},
+                }
+            )  # fmt: skip
+        table = folder / "au_table.csv"
+        pd.DataFrame(rows).to_csv(table, index=False)
+    settings = ExplainSettings(table=table, model=engine.loaded.path, media=media, cnn=True)
+    results = compute_images(settings, engine.loaded, engine.cnn_keras, crop_reason="")
+    faces_table = results.tables["faces.csv"]
+    contributions = results.tables["contributions.csv"]
+    read = pd.read_csv(table, skipinitialspace=True)
+    read.columns = [c.strip() for c in read.columns]
+    out = []
+    for i, record in faces_table.iterrows():
+        box = boxes[i] if boxes is not None else tuple(read[list(BOX_COLUMNS)].iloc[i])
+        out.append(
+            {
+                "id": i + 1,
+                "box": [round(float(v), 1) for v in box],
+                **_models(record),
+                "aus": {c: round(float(read[c].iloc[i]), 4) for c in AU_R_COLUMNS},
+                "contributions": _contributions(contributions, record["key"]),
+                "au_source": record["au_estimator"] or OPENFACE,
+                "counterfactual": record.get("cf_sentence", ""),
+            }
+        )
+    return {"kind": "image", "faces": out, "au_source": OPENFACE if binary else engine.au_source}
+
+
+def _video(engine: LiveEngine, data: bytes, filename: str, folder: Path, limits: Limits) -> dict:
+    import cv2
+
+    from explain.run import ExplainSettings, compute_sequences
+
+    suffix = Path(filename).suffix.lower()
+    path = folder / f"upload{suffix if suffix in VIDEO_SUFFIXES else '.video'}"
+    path.write_bytes(data)
+    capture = cv2.VideoCapture(str(path))
+    recording = Recording("upload", engine.au_source, max_rows=limits.video_frames * 8)
+    tracker = Tracker()
+    fps = 0.0
+    n = 0
+    boxes: dict[tuple[int, int], list[float]] = {}  # (frame, face id) -> the detector's box
+    try:
+        if not capture.isOpened():
+            raise InputError("neither an image nor a video OpenCV can read")
+        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        while n < limits.video_frames:
+            ok, frame = capture.read()
+            if not ok or frame is None:
+                break
+            n += 1
+            if max(frame.shape[:2]) > limits.max_side:
+                raise InputError(
+                    f"video frames of {frame.shape[1]}x{frame.shape[0]} pixels: over {limits.max_side} px"
+                )
+            result = engine.analyse(frame)
+            ids = tracker.assign([f["box"] for f in result.faces])
+            for face, face_id in zip(result.faces, ids, strict=True):
+                face["id"] = face_id
+                boxes[(n, face_id)] = face["box"]
+            crops = [engine.detector.crop_box(f["box"]) for f in result.faces]
+            timestamp = (n - 1) / fps if fps > 0 else (n - 1) / 30.0
+            recording.frames = n - 1  # frame numbers follow the video's, faces or not
+            recording.add(result.faces, crops, timestamp)
+    finally:
+        capture.release()
+    if n == 0:
+        raise InputError("neither an image nor a video OpenCV can read (no frame decoded)")
+    if not recording.rows:
+        return {"kind": "video", "frames": n, "tracks": [], "faces": [], "au_source": engine.au_source,
+                "note": "no face found in any frame"}  # fmt: skip
+    table = recording.save(folder)
+    settings = ExplainSettings(table=table, model=engine.loaded.path, media=path, cnn=True)
+    results = compute_sequences(settings, engine.loaded, engine.cnn_keras, crop_reason="")
+    gallery = results.tables["gallery.csv"]
+    contributions = results.tables["contributions.csv"]
+    rows = pd.DataFrame(recording.rows)
+    faces = []
+    for _, card in gallery.iterrows():
+        match = rows[(rows["frame"] == card["frame"]) & (rows["face_id"] == card["face_id"])]
+        faces.append(
+            {
+                "id": int(card["face_id"]),
+                "frame": int(card["frame"]),
+                "timestamp": float(card["timestamp"]),
+                "box": boxes.get((int(card["frame"]), int(card["face_id"]))),
+                **_models(card),
+                "aus": {c: float(match[c].iloc[0]) for c in AU_R_COLUMNS} if len(match) else {},
+                "contributions": _contributions(contributions, card["key"]),
+                "au_source": engine.au_source,
+                "peak_emotion": card["peak_emotion"],
+                "counterfactual": card.get("cf_sentence", ""),
+            }
+        )
+    tracks = [_clean(row) for row in results.tables["summary.csv"].to_dict("records")]
+    return {"kind": "video", "frames": n, "tracks": tracks, "faces": faces, "au_source": engine.au_source}
+
+
+def _models(record: pd.Series) -> dict:
+    return {
+        "probabilities": {e: _number(record[f"au_{e}"]) for e in EMOTIONS},
+        "cnn_probabilities": {e: _number(record[f"cnn_{e}"]) for e in EMOTIONS},
+        "explained": record["explained"],
+        "log_odds": _number(record["log_odds"]),
+    }
+
+
+def _contributions(table: pd.DataFrame, key: str) -> dict:
+    rows = table[table["key"] == key]
+    return {str(t): _number(v) for t, v in zip(rows["term"], rows["contribution"], strict=True)}
+
+
+def _number(value) -> float | None:
+    value = float(value)
+    return round(value, 4) if np.isfinite(value) else None
+
+
+def _clean(row: dict) -> dict:
+    return {k: (_number(v) if isinstance(v, float) else v) for k, v in row.items()}
