@@ -15,7 +15,7 @@ import pytest
 
 from analysis.au_table import SEED_AU_TABLE
 from analysis.cli import main
-from analysis.results import MANIFEST, results_unit, verify_results
+from analysis.results import MANIFEST, ResultsError, results_unit, verify_results
 from tests.conftest import OPENFACE_SAMPLE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +84,7 @@ def test_fit_logit_failing_while_writing_leaves_the_previous_results(logit_resul
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(run_logit, "write_json", full_disk)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(ResultsError, match="no space left"):  # one line in the CLI, not a traceback
         run_logit.run_fit_logit(OPENFACE_SAMPLE, logit_results.parent, progress=False, render=False)
     assert _snapshot(logit_results) == before
     assert [p.name for p in logit_results.parent.iterdir()] == ["logit"]
@@ -151,7 +151,7 @@ def test_compare_results_are_written_as_a_unit(tmp_path, monkeypatch):
 
     monkeypatch.setattr(compare_run.np, "savez_compressed", no_space)
     results.metrics = {"n_paired": 0}
-    with pytest.raises(OSError):
+    with pytest.raises(ResultsError, match="no space left"):
         compare_run.write_compare_results(results, folder)
     assert _snapshot(folder) == before
     assert sorted(os.listdir(tmp_path)) == ["compare"]
