@@ -217,16 +217,22 @@ explain: $(VENV)/.installed $(if $(NO_CNN),,$(VENV)/.installed-cnn)
 		$(if $(OPENFACE_ARGS),--openface-args="$$OPENFACE_ARGS") $(if $(MULTI),--multi) \
 		$(if $(AU_CNN),--estimate-missed) $(if $(AU_ESTIMATOR),--au-estimator="$$AU_ESTIMATOR")
 
-# the live mode: a local web app explaining a webcam, a photo or a video face by face
+# the live mode: a local web app explaining a webcam, a photo or a video face by face; without MODEL=,
+# the AU model explain would take, fitted first (make fit-logit) when there is none
+AU_MODEL_FIRST = $(if $(MODEL),,test -f "$$OUT/glassbox/fer2013_model.json" || test -f "$$OUT/logit/model.json" \
+	|| $(MAKE) fit-logit)
 serve: $(VENV)/.installed-live
+	$(AU_MODEL_FIRST)
 	$(PY) -m live serve --host="$$HOST" --port="$$PORT" --out="$$OUT" --detector="$$DETECTOR" \
 		$(if $(MODEL),--model="$$MODEL") $(if $(OPENFACE_BIN),--openface-bin="$$OPENFACE_BIN")
 
 benchmark-serve: $(VENV)/.installed-live
+	$(AU_MODEL_FIRST)
 	$(PY) -m live benchmark --out="$$OUT" --detector="$$DETECTOR" $(if $(MODEL),--model="$$MODEL") \
 		$(if $(SECONDS),--seconds="$$SECONDS")
 
 load-test-serve: $(VENV)/.installed-live
+	$(AU_MODEL_FIRST)
 	$(PY) -m live load-test --out="$$OUT" --detector="$$DETECTOR" --clients="$$CLIENTS" \
 		$(if $(MODEL),--model="$$MODEL") $(if $(SECONDS),--seconds="$$SECONDS")
 

@@ -56,6 +56,12 @@ PASSED = [
     ("explain", "AU_ESTIMATOR", "--au-estimator"),
     ("explain", "OUT", "--out"),
     ("report-explain", "OUT", "--out"),
+    ("serve", "MODEL", "--model"),
+    ("serve", "HOST", "--host"),
+    ("serve", "OUT", "--out"),
+    ("serve", "OPENFACE_BIN", "--openface-bin"),
+    ("benchmark-serve", "MODEL", "--model"),
+    ("load-test-serve", "MODEL", "--model"),
 ]
 
 
@@ -87,7 +93,8 @@ def recorder(tmp_path_factory) -> Path:
     script = '#!/bin/sh\n{ printf "\\001"; printf "%s\\0" "$@"; } >> "$RECORD"\nexit "${FAKE_RC:-0}"\n'
     python.write_text(script)
     python.chmod(0o755)
-    for stamp in (".installed", ".installed-cnn"):  # newer than pyproject.toml: make installs nothing
+    # newer than pyproject.toml: make installs nothing
+    for stamp in (".installed", ".installed-cnn", ".installed-live"):
         (venv / stamp).touch()
     return venv
 
