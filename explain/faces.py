@@ -74,9 +74,13 @@ def video_frames(
     path: str | os.PathLike[str], wanted: set[int] | None = None
 ) -> Iterator[tuple[int, np.ndarray]]:
     """``(frame, grey pixels)`` of a video, frames numbered from 1 as OpenFace numbers them;
-    only the frames in ``wanted`` (all when None); stops after the last wanted frame."""
+    only the frames in ``wanted`` (all when None); stops after the last wanted frame. A folder
+    is an image sequence: its image files in name order, as the runner hands them to OpenFace."""
     import cv2
 
+    if Path(path).is_dir():
+        yield from _sequence_frames(Path(path), wanted)
+        return
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         return
@@ -100,3 +104,17 @@ def video_frames(
                 break
     finally:
         capture.release()
+
+
+def _sequence_frames(folder: Path, wanted: set[int] | None) -> Iterator[tuple[int, np.ndarray]]:
+    """The frames of an image-sequence folder (``openface_runner.video.discover_sequences``'s
+    order: image files sorted by name), numbered from 1; unreadable ones are skipped."""
+    from openface_runner.inputs import IMAGE_SUFFIXES
+
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    for number, file in enumerate(files, start=1):
+        if wanted is not None and number not in wanted:
+            continue
+        grey = read_image(file)
+        if grey is not None:
+            yield number, grey

@@ -472,7 +472,7 @@ def _video_cnn(
         wanted: dict[int, list[int]] = {}
         for position in index[used[index]]:
             wanted.setdefault(int(frames["frame"].iat[position]), []).append(int(position))
-        if not wanted or not path.is_file():
+        if not wanted or not path.exists():
             continue
         batch_faces: list[np.ndarray] = []
         batch_positions: list[int] = []
@@ -563,6 +563,8 @@ def _media_path(media: Path | None, name: str) -> Path:
         return Path(name)
     if media.is_file():
         return media
+    if name == media.name and not (media / name).exists():  # the images of the folder itself
+        return media  # (the runner names a sequence of frames lying in the input folder after it)
     return media / name
 
 
