@@ -224,7 +224,8 @@ AU_MODEL_FIRST = $(if $(MODEL),,test -f "$$OUT/glassbox/fer2013_model.json" || t
 serve: $(VENV)/.installed-live
 	$(AU_MODEL_FIRST)
 	$(PY) -m live serve --host="$$HOST" --port="$$PORT" --out="$$OUT" --detector="$$DETECTOR" \
-		$(if $(MODEL),--model="$$MODEL") $(if $(OPENFACE_BIN),--openface-bin="$$OPENFACE_BIN")
+		$(if $(MODEL),--model="$$MODEL") $(if $(OPENFACE_BIN),--openface-bin="$$OPENFACE_BIN") \
+		$(if $(OPENFACE_ARGS),--openface-args="$$OPENFACE_ARGS")
 
 benchmark-serve: $(VENV)/.installed-live
 	$(AU_MODEL_FIRST)

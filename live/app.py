@@ -57,6 +57,7 @@ class AppSettings:
     limits: Limits = field(default_factory=Limits)
     hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
     openface_bin: str | None = None
+    openface_args: str = ""
     upload_openface: bool = True
 
 
@@ -143,7 +144,7 @@ def create_app(engine: LiveEngine, settings: AppSettings):
             loop = asyncio.get_running_loop()
             answer = await loop.run_in_executor(
                 worker, explain_upload, engine, data, file.filename or "", limits,
-                settings.openface_bin if settings.upload_openface else "",
+                settings.openface_bin if settings.upload_openface else "", settings.openface_args,
             )  # fmt: skip
         except InputError as error:
             return _error(str(error), 413 if "over the upload limit" in str(error) else 400)

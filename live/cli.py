@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--openface-bin", default=None, help="FaceLandmarkImg for photos (default: $OPENFACE_BIN, else none)"
     )
     serve.add_argument(
+        "--openface-args", default="", help="extra arguments of OpenFace's call for photos (as make explain)"
+    )
+    serve.add_argument(
         "--no-openface", action="store_true", help="uploads use the AU estimator even with OpenFace"
     )
     bench = commands.add_parser("benchmark", help="frames/s and latency over the WebSocket, 1 and 3 faces")
@@ -86,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             from live.server import serve
 
             settings = AppSettings(
-                out=out, openface_bin=args.openface_bin, upload_openface=not args.no_openface
-            )
+                out=out, openface_bin=args.openface_bin, openface_args=args.openface_args,
+                upload_openface=not args.no_openface,
+            )  # fmt: skip
             serve(engine, args.host, args.port, settings)
             return 0
         if args.command == "benchmark":

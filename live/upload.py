@@ -42,11 +42,17 @@ def openface_binary(given: str | None) -> str | None:
 
 
 def explain_upload(
-    engine: LiveEngine, data: bytes, filename: str, limits: Limits, openface_bin: str | None = None
+    engine: LiveEngine,
+    data: bytes,
+    filename: str,
+    limits: Limits,
+    openface_bin: str | None = None,
+    openface_args: str = "",
 ) -> dict:
     """The explanation of an uploaded photo (``{"kind": "image", "faces": [...]}``) or video
     (``{"kind": "video", "frames", "tracks": [...], "faces": [...]}``: the peak frames of each
-    track, as ``make explain``'s gallery).
+    track, as ``make explain``'s gallery). ``openface_bin``/``openface_args``: the native OpenFace
+    for photos and the arguments added to its call (as ``make explain OPENFACE_ARGS=``).
 
     Raises:
         InputError: empty, over the size limit, neither an image nor a video OpenCV can read, an
@@ -66,58 +72,69 @@ def explain_upload(
             if not str(error).startswith("not an image"):
                 raise
             return _video(engine, data, filename, folder, limits)
-        return _image(engine, data, folder, openface_bin)
+        return _image(engine, data, folder, openface_bin, openface_args)
 
 
-def _image(engine: LiveEngine, data: bytes, folder: Path, openface_bin: str | None) -> dict:
+def _image(
+    engine: LiveEngine, data: bytes, folder: Path, openface_bin: str | None, openface_args: str
+) -> dict:
+    """A photo: OpenFace's face (the runner keeps the most confident face of an image, as ``make
+    explain`` does) where OpenFace is installed, and the AU estimator's AUs for every other face
+    the detector finds (all faces without OpenFace); one table, explained by ``compute_images``."""
+    import cv2
+
     from explain.openface import OpenFaceSettings, extract
     from explain.run import ExplainSettings, compute_images
+    from live.session import MIN_IOU, iou
 
     image = decode(data)
     media = folder / "input"
     media.mkdir()
     name = "upload.png"  # named by the server; PNG keeps the decoded pixels exactly
-    import cv2
-
     cv2.imwrite(str(media / name), image)
     binary = openface_binary(openface_bin)
+    found = pd.DataFrame()
     if binary:
-        table, media = extract(media / name, OpenFaceSettings("native", binary), folder / "cache")
-        if not table.is_file():
-            return {"kind": "image", "faces": [], "au_source": OPENFACE, "note": "OpenFace found no face"}
-        boxes = None
-    else:
-        detections = engine.detect(image)
-        faces, kept = engine.crops(image, detections)
-        if not kept:
-            return {"kind": "image", "faces": [], "au_source": engine.au_source, "note": "no face found"}
-        aus = engine.estimate_aus(faces)
-        boxes = [detections[i].box for i in kept]
-        rows = []
-        for j, i in enumerate(kept):
-            crop = engine.detector.crop_box(detections[i].box)
-            rows.append(
-                {
-                    "image": name, "face": j, "confidence": "", "success": "", "source": engine.au_source,
-                    **dict(zip(BOX_COLUMNS, map(repr, map(float, crop)), strict=True)),
-                    **{c: repr(float(v)) for c, v in zip(AU_R_COLUMNS, aus[j], strict=True)},
-                }
-            )  # fmt: skip
-        table = folder / "au_table.csv"
-        pd.DataFrame(rows).to_csv(table, index=False)
+        settings = OpenFaceSettings("native", binary, openface_args)
+        table, media = extract(media / name, settings, folder / "cache", allow_no_faces=True)
+        if table.is_file():
+            found = pd.read_csv(table, dtype=str, keep_default_na=False, skipinitialspace=True)
+    openface_boxes = (
+        [list(map(float, row)) for row in found[list(BOX_COLUMNS)].to_numpy()] if len(found) else []
+    )
+    detections = engine.detect(image)
+    faces, kept = engine.crops(image, detections)
+    crop_boxes = [engine.detector.crop_box(d.box) for d in detections]  # OpenFace's kind of box
+    others = [  # the detector's faces OpenFace did not take
+        (j, i)
+        for j, i in enumerate(kept)
+        if all(iou(list(crop_boxes[i]), b) < MIN_IOU for b in openface_boxes)
+    ]
+    if found.empty and not others:
+        return {"kind": "image", "faces": [], "au_source": OPENFACE if binary else engine.au_source,
+                "note": "no face found"}  # fmt: skip
+    aus = engine.estimate_aus(faces[[j for j, _ in others]]) if others else np.zeros((0, 17))
+    rows = [
+        {
+            "image": name, "face": len(found) + k, "source": engine.au_source,
+            **dict(zip(BOX_COLUMNS, map(repr, map(float, crop_boxes[i])), strict=True)),
+            **{c: repr(float(v)) for c, v in zip(AU_R_COLUMNS, aus[k], strict=True)},
+        }
+        for k, (_, i) in enumerate(others)
+    ]  # fmt: skip
+    table = folder / "au_table_upload.csv"
+    pd.concat([found, pd.DataFrame(rows)], ignore_index=True).fillna("").to_csv(table, index=False)
+    shown = [*openface_boxes, *(detections[i].box for _, i in others)]
     settings = ExplainSettings(table=table, model=engine.loaded.path, media=media, cnn=True)
     results = compute_images(settings, engine.loaded, engine.cnn_keras, crop_reason="")
-    faces_table = results.tables["faces.csv"]
     contributions = results.tables["contributions.csv"]
-    read = pd.read_csv(table, skipinitialspace=True)
-    read.columns = [c.strip() for c in read.columns]
+    read = pd.read_csv(table)
     out = []
-    for i, record in faces_table.iterrows():
-        box = boxes[i] if boxes is not None else tuple(read[list(BOX_COLUMNS)].iloc[i])
+    for i, record in results.tables["faces.csv"].iterrows():
         out.append(
             {
                 "id": i + 1,
-                "box": [round(float(v), 1) for v in box],
+                "box": [round(float(v), 1) for v in shown[i]],
                 **_models(record),
                 "aus": {c: round(float(read[c].iloc[i]), 4) for c in AU_R_COLUMNS},
                 "contributions": _contributions(contributions, record["key"]),
@@ -125,7 +142,8 @@ def _image(engine: LiveEngine, data: bytes, folder: Path, openface_bin: str | No
                 "counterfactual": record.get("cf_sentence", ""),
             }
         )
-    return {"kind": "image", "faces": out, "au_source": OPENFACE if binary else engine.au_source}
+    sources = sorted({face["au_source"] for face in out})
+    return {"kind": "image", "faces": out, "au_source": "; ".join(sources)}
 
 
 def _video(engine: LiveEngine, data: bytes, filename: str, folder: Path, limits: Limits) -> dict:

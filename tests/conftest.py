@@ -87,6 +87,9 @@ def copy_results(results: Path, to: Path) -> Path:
     return to
 
 
+OPENFACE_TEST_ARGS = "-mloc model/main_clnf_general.txt"
+
+
 @pytest.fixture(scope="session")
 def live_engine(seed_run):
     """The live mode's models, loaded once (YuNet, the AU estimator, the seed logit, the CNN)."""
@@ -103,6 +106,8 @@ def live_server(live_engine, tmp_path_factory):
     from live.app import AppSettings
     from live.server import start_in_thread
 
-    running = start_in_thread(live_engine, AppSettings(out=tmp_path_factory.mktemp("live-reports")))
+    # the team's OpenFace build has the CLNF model only (as every OpenFace test here passes it)
+    settings = AppSettings(out=tmp_path_factory.mktemp("live-reports"), openface_args=OPENFACE_TEST_ARGS)
+    running = start_in_thread(live_engine, settings)
     yield running
     running.stop()

@@ -60,6 +60,7 @@ PASSED = [
     ("serve", "HOST", "--host"),
     ("serve", "OUT", "--out"),
     ("serve", "OPENFACE_BIN", "--openface-bin"),
+    ("serve", "OPENFACE_ARGS", "--openface-args"),
     ("benchmark-serve", "MODEL", "--model"),
     ("load-test-serve", "MODEL", "--model"),
 ]
