@@ -41,8 +41,11 @@ function topTerms(contributions, n) {
 }
 
 function because(face) {
+  // the explained emotion is the predicted one, or the runner-up when neutral is predicted
+  // (every log-odds is against neutral): say so, lest "→ angry" read as the prediction
   const [term, value] = topTerms(face.contributions, 1)[0] || [];
-  return term ? `${auName(term)} ${signed(value)} → ${face.explained}` : "";
+  const runnerUp = topOf(face.probabilities)[0] === "neutral" ? " (runner-up to neutral)" : "";
+  return term ? `${auName(term)} ${signed(value)} → ${face.explained}${runnerUp}` : "";
 }
 
 // ------------------------------------------------------------------------------ smoothing
