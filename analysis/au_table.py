@@ -16,6 +16,10 @@ page "Output Format", https://github.com/TadasBaltrusaitis/OpenFace/wiki/Output-
   cell (all four empty) means no box (a frame whose landmark fit failed); a box has numbers,
   ``face_w`` and ``face_h`` > 0. Tables written before the runner recorded boxes (the bundled
   data) have none; readers accept them.
+- ``mouth_open, mouth_width, lip_corner_raise, brow_raise, eye_open, nose_lip_gap``
+  (``analysis.concepts.CONCEPT_COLUMNS``, optional, after the AU columns): geometric concepts
+  measured on the same 68 landmarks, in inter-ocular distances; empty where no face was fitted.
+  Written by the runner since it records them; older tables have none.
 
 Readers accept OpenFace's header names with leading spaces and CRLF line ends.
 """

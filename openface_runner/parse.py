@@ -6,8 +6,10 @@
 ``FeatureExtraction`` (sequence mode) adds ``frame, face_id, timestamp, success``.
 With ``-2Dfp`` (which the runner always passes) each row also has the 68 2D landmarks
 ``x_0..x_67, y_0..y_67`` in pixels of the image OpenFace read (pixel centres at whole
-numbers); the runner keeps only their bounding box (``landmark_boxes``), as ``face_x,
-face_y, face_w, face_h`` (``analysis.au_table.BOX_COLUMNS``). Format: OpenFace wiki, "Output Format"
+numbers); the runner keeps their bounding box (``landmark_boxes``), as ``face_x,
+face_y, face_w, face_h`` (``analysis.au_table.BOX_COLUMNS``), and the geometric concepts
+measured on them (``landmark_concepts``: ``analysis.concepts.CONCEPT_COLUMNS``, in inter-ocular
+distances). Format: OpenFace wiki, "Output Format"
 (https://github.com/TadasBaltrusaitis/OpenFace/wiki/Output-Format).
 """
 
@@ -19,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS, BOX_COLUMNS, INTENSITY_RANGE
+from analysis.concepts import CONCEPT_COLUMNS, concepts_from_landmarks
 from openface_runner.errors import OutputError
 from openface_runner.staging import Geometry
 
@@ -28,6 +31,7 @@ __all__ = [
     "OutputError",
     "check_ranges",
     "landmark_boxes",
+    "landmark_concepts",
     "numeric",
     "parse_face_csv",
 ]
@@ -86,16 +90,9 @@ def check_ranges(numbers: pd.DataFrame, path: Path) -> None:
             raise OutputError(path, f"{column} = {value:g} in face row {bad[0] + 1}, not 0 or 1")
 
 
-def landmark_boxes(frame: pd.DataFrame, path: Path) -> pd.DataFrame | None:
-    """The bounding box of each row's 68 2D landmarks: ``face_x, face_y, face_w, face_h``.
-
-    ``face_x`` = min of ``x_0..x_67``, ``face_w`` = max - min (``y`` alike), in the pixels of
-    the image OpenFace read. A row whose landmarks span no area (OpenFace writes zeros where it
-    found no face) gets NaN (no box).
-
-    Returns:
-        One row per row of ``frame`` (same index), or None when ``frame`` has no landmark
-        columns (OpenFace run without ``-2Dfp``).
+def landmark_arrays(frame: pd.DataFrame, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(xs, ys)``: each row's 68 2D landmarks, (n, 68) pixels each; None when ``frame`` has no
+    landmark columns (OpenFace run without ``-2Dfp``).
 
     Raises:
         OutputError: some landmark columns present but not all, or non-numeric landmarks.
@@ -110,6 +107,27 @@ def landmark_boxes(frame: pd.DataFrame, path: Path) -> pd.DataFrame | None:
     ys = numeric(frame, list(Y_COLUMNS)).to_numpy(dtype=float)
     if np.isnan(xs).any() or np.isnan(ys).any():
         raise OutputError(path, "non-numeric 2D landmarks in OpenFace CSV")
+    return xs, ys
+
+
+def landmark_boxes(frame: pd.DataFrame, path: Path) -> pd.DataFrame | None:
+    """The bounding box of each row's 68 2D landmarks: ``face_x, face_y, face_w, face_h``.
+
+    ``face_x`` = min of ``x_0..x_67``, ``face_w`` = max - min (``y`` alike), in the pixels of
+    the image OpenFace read. A row whose landmarks span no area (OpenFace writes zeros where it
+    found no face) gets NaN (no box).
+
+    Returns:
+        One row per row of ``frame`` (same index), or None when ``frame`` has no landmark
+        columns (OpenFace run without ``-2Dfp``).
+
+    Raises:
+        OutputError: some landmark columns present but not all, or non-numeric landmarks.
+    """
+    arrays = landmark_arrays(frame, path)
+    if arrays is None:
+        return None
+    xs, ys = arrays
     left, top = xs.min(axis=1), ys.min(axis=1)
     width, height = xs.max(axis=1) - left, ys.max(axis=1) - top
     boxes = pd.DataFrame(
@@ -117,6 +135,20 @@ def landmark_boxes(frame: pd.DataFrame, path: Path) -> pd.DataFrame | None:
     )
     boxes.loc[~((width > 0) & (height > 0)), list(BOX_COLUMNS)] = np.nan
     return boxes
+
+
+def landmark_concepts(frame: pd.DataFrame, path: Path) -> pd.DataFrame | None:
+    """The geometric concepts of each row (``analysis.concepts.concepts_from_landmarks``:
+    ``CONCEPT_COLUMNS``, in inter-ocular distances, NaN where no face was fitted); None without
+    landmark columns. Ratios of distances: the same on a staged (upscaled) copy as on the image.
+
+    Raises:
+        OutputError: some landmark columns present but not all, or non-numeric landmarks.
+    """
+    arrays = landmark_arrays(frame, path)
+    if arrays is None:
+        return None
+    return pd.DataFrame(concepts_from_landmarks(*arrays), columns=list(CONCEPT_COLUMNS), index=frame.index)
 
 
 def to_original(box: dict[str, float], geometry: Geometry) -> dict[str, float]:
@@ -193,6 +225,8 @@ def parse_face_csv(path: Path, geometry: Geometry | None = None) -> dict[str, fl
         else:
             box = dict.fromkeys(BOX_COLUMNS, float("nan"))
         row.update(to_original(box, geometry) if geometry and not np.isnan(box["face_w"]) else box)
+        concepts = concepts_from_landmarks(xs[None], ys[None])[0]
+        row.update({c: float(v) for c, v in zip(CONCEPT_COLUMNS, concepts, strict=True)})
     return row
 
 
@@ -223,6 +257,8 @@ def _parse_frame(frame: pd.DataFrame, path: Path, geometry: Geometry | None) -> 
     if boxes is not None:
         box = {c: float(boxes[c].iloc[best]) for c in BOX_COLUMNS}
         row.update(to_original(box, geometry) if geometry and not np.isnan(box["face_w"]) else box)
+        concepts = landmark_concepts(frame.reset_index(drop=True), path)
+        row.update({c: float(concepts[c].iloc[best]) for c in CONCEPT_COLUMNS})
     return row
 
 
