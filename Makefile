@@ -50,7 +50,7 @@ OUT_GIVEN := $(filter command line environment,$(origin OUT))
 $(foreach v,$(USER_VALUES),$(eval override $(v) := $$(value $(v))))
 export $(USER_VALUES)
 
-.PHONY: serve benchmark-serve load-test-serve help install fit-glassbox report-glassbox compare train-cnn train-au-cnn evaluate-au-cnn leak-control evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit explain report-explain benchmark-explain test lint clean
+.PHONY: serve benchmark-serve load-test-serve fer2013-concepts help install fit-glassbox report-glassbox compare train-cnn train-au-cnn evaluate-au-cnn leak-control evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit explain report-explain benchmark-explain test lint clean
 
 help:
 	@echo "Stages (each installs what it needs into $(VENV)/ on first use):"
@@ -179,6 +179,12 @@ evaluate-au-cnn: $(VENV)/.installed-cnn
 # data/fer2013_au_cnn/; rerun after the emotion CNN changes (needs the full FER2013)
 leak-control: $(VENV)/.installed-cnn
 	$(PY) -m compare leak-control --data="$$FER2013"
+
+# the geometric concepts of every FER2013 face (OpenFace's 2D landmarks), vendored in data/fer2013_openface/
+fer2013-concepts: $(VENV)/.installed-cnn
+	$(PY) -m compare concepts --data="$$FER2013" --backend="$$BACKEND" \
+		$(if $(OPENFACE_BIN),--openface-bin="$$OPENFACE_BIN") $(if $(OPENFACE_ARGS),--openface-args="$$OPENFACE_ARGS") \
+		$(if $(WORKERS),--workers="$$WORKERS")
 
 benchmark-cnn: $(VENV)/.installed-cnn
 	$(PY) -m cnn_baseline benchmark --data="$$FER2013"

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.concepts import CONCEPT_NAMES
 from analysis.files import atomic_path, write_csv
 from analysis.labels import EMOTIONS, name_for
 
@@ -91,6 +92,8 @@ SEED_AU_TABLE = _DATA / "seed_au" / "emotion_all.csv"
 FER2013_AU_TABLE = _DATA / "fer2013_openface" / "fer2013_openface.csv.gz"
 """OpenFace 2.2.0 AUs of every FER2013 image with a face (``emotion`` names, ``Usage`` split)."""
 ESTIMATED_AU_TABLE = _DATA / "fer2013_au_cnn" / "fer2013_au_cnn.csv.gz"
+FER2013_CONCEPTS = _DATA / "fer2013_openface" / "fer2013_concepts.csv.gz"
+"""The geometric concepts (``analysis.concepts``) of the FER2013 faces, by ``image``."""
 """The AU estimator's AUs of every FER2013 image (``label`` names, ``Usage``, ``source``; no ``AU*_c``)."""
 
 INTENSITY_RANGE = (0.0, 5.0)
@@ -111,7 +114,11 @@ def au_code(column: str) -> str:
 
 
 def au_label(column: str) -> str:
-    """``"AU12_r"`` -> ``"AU12 lip corner puller"``; other names are returned unchanged."""
+    """``"AU12_r"`` -> ``"AU12 lip corner puller"``; a geometric concept by its name
+    (``"lip_corner_raise"`` -> ``"lip-corner height"``, ``analysis.concepts``); other names are
+    returned unchanged."""
+    if column in CONCEPT_NAMES:
+        return CONCEPT_NAMES[column]
     code = au_code(column)
     return f"{code} {AU_NAMES[code]}" if code in AU_NAMES else column
 

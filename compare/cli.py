@@ -94,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--au-table", type=arguments.input_file, default=FER2013_AU_TABLE,
         help="OpenFace AUs of FER2013 (the ridge's targets)",
     )  # fmt: skip
+    concepts = commands.add_parser(
+        "concepts", help="OpenFace over every FER2013 face: its geometric concepts (data/fer2013_openface/)"
+    )
+    concepts.add_argument("--data", type=arguments.input_file, required=True, help="the full FER2013 CSV")
+    concepts.add_argument("--backend", default="docker", choices=("docker", "native"), help="OpenFace")
+    concepts.add_argument("--openface-bin", default=None, help="FaceLandmarkImg (native; or $OPENFACE_BIN)")
+    concepts.add_argument("--openface-args", default="", help="extra OpenFace arguments (and -au_static)")
+    concepts.add_argument("--workers", type=arguments.positive, default=None, help="OpenFace workers")
     report = commands.add_parser("report", help="rebuild compare.html and index.html from the results files")
     report.add_argument(
         "--out", type=arguments.output_folder, default="reports", help="reports folder (default: reports)"
@@ -109,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     from cnn_baseline.errors import CNNError
     from compare.report import render_compare_report, render_index
     from compare.surrogate import SurrogateError
+    from openface_runner.errors import RunnerError
 
     try:
         if args.command == "leak-control":
@@ -121,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"wrote {LEAK_RIDGE} and {LEAK_LOGIT}"
             )
             return 0
+        if args.command == "concepts":
+            return _concepts(args)
         out = Path(args.out)
         if args.command == "run" and (args.source or args.aus or args.images):
             return _run_dataset(args, out)
@@ -147,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             print(f"make compare took {time.perf_counter() - start:.1f} s")
         return 0
-    except (*PROJECT_ERRORS, CompareError, SurrogateError, CNNError) as error:
+    except (*PROJECT_ERRORS, CompareError, SurrogateError, CNNError, RunnerError) as error:
         return print_error(error)
 
 
@@ -252,3 +263,16 @@ def _print_scores(metrics: dict) -> None:
         e2e = r["end_to_end"]["accuracy"]
         ci = f"[{low:.3f}, {high:.3f}]"
         print(f"{r['name']:<{width}} {r['accuracy']:6.3f} {ci:>16} {r['macro_f1']:9.3f} {e2e:15.3f}")
+
+
+def _concepts(args) -> int:
+    """``make fer2013-concepts``: the concept table of every FER2013 face (``compare.concepts``)."""
+    from compare.concepts import build_concepts
+    from openface_runner.backends import make_backend
+    from openface_runner.flags import split_extra
+
+    extra = [*split_extra(args.openface_args), "-au_static"]  # as the vendored AU table was made
+    backend = make_backend(args.backend, args.openface_bin, extra=extra)
+    made = build_concepts(args.data, backend, args.workers)
+    print(f"concepts of {made['faces']:,} faces of {made['images']:,} FER2013 images; wrote {made['path']}")
+    return 0

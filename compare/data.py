@@ -20,11 +20,13 @@ from analysis.au_table import (
     AU_R_COLUMNS,
     ESTIMATED_AU_TABLE,
     FER2013_AU_TABLE,
+    FER2013_CONCEPTS,
     LABEL,
     one_face_per_image,
     read_au_table,
     six_class_rows,
 )
+from analysis.concepts import CONCEPT_COLUMNS
 from analysis.labels import EMOTIONS, name_for
 from analysis.quality import repeats_training_face
 from cnn_baseline.data import load_fer2013
@@ -33,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NO_FACE = ROOT / "data" / "fer2013_openface" / "fer2013_openface_no_face.csv.gz"
 PRIVATETEST = ROOT / "data" / "fer2013" / "fer2013_privatetest.csv.gz"
 ESTIMATED = ESTIMATED_AU_TABLE
+CONCEPTS = FER2013_CONCEPTS
 
 
 class CompareError(ValueError):
@@ -85,9 +88,11 @@ def load_compare_data(
     no_face: str | Path = NO_FACE,
     privatetest: str | Path = PRIVATETEST,
     estimated: str | Path | None = ESTIMATED,
+    concepts: str | Path | None = CONCEPTS,
 ) -> CompareData:
     """Read and join the AU table, the no-face list and the PrivateTest pixels (and the
-    estimated AUs, ``read_estimated``, when the ``estimated`` table exists; None: leave them out).
+    estimated AUs, ``read_estimated``, when the ``estimated`` table exists; None: leave them out;
+    and the geometric concepts, ``with_concepts``, when the ``concepts`` table exists).
 
     Every six-class PrivateTest image of the pixel file must be accounted for: either it
     has an AU row or it is in the no-face list, with the same label in both files.
@@ -102,7 +107,7 @@ def load_compare_data(
     for column in ("image", "Usage", "confidence"):
         if column not in aus:
             raise CompareError(f"{au_table}: no {column!r} column (FER2013 file stem / Usage split)")
-    aus = one_face_per_image(six_class_rows(aus))
+    aus = with_concepts(one_face_per_image(six_class_rows(aus)), concepts)
     train = aus[aus["Usage"] == "Training"].reset_index(drop=True)
 
     pixels = load_fer2013(privatetest)
@@ -191,8 +196,31 @@ def _read_no_face(path: str | Path) -> pd.DataFrame:
     return table
 
 
+def with_concepts(aus: pd.DataFrame, concepts: str | Path | None = CONCEPTS) -> pd.DataFrame:
+    """``aus`` with the geometric concepts (``CONCEPT_COLUMNS``) of each ``image`` joined from the
+    ``concepts`` table (``image`` and the six columns); NaN for an image the table lacks; ``aus``
+    unchanged when there is no such table.
+
+    Raises:
+        CompareError: the table lacks a column, or names an image twice.
+    """
+    if concepts is None or not Path(concepts).is_file():
+        return aus
+    table = pd.read_csv(concepts)
+    missing = [c for c in ("image", *CONCEPT_COLUMNS) if c not in table]
+    if missing:
+        raise CompareError(f"{concepts}: no {', '.join(missing)} column(s)")
+    if table["image"].duplicated().any():
+        twice = table['image'][table['image'].duplicated()].iloc[0]
+        raise CompareError(f"{concepts}: an image twice, e.g. {twice}")
+    return aus.drop(columns=[c for c in CONCEPT_COLUMNS if c in aus]).merge(
+        table[["image", *CONCEPT_COLUMNS]], on="image", how="left"
+    )
+
+
 def load_training(au_table: str | Path = FER2013_AU_TABLE) -> pd.DataFrame:
-    """The FER2013 Training AU rows every AU model is fitted on (as ``load_compare_data``'s ``train``).
+    """The FER2013 Training AU rows every AU model is fitted on (as ``load_compare_data``'s ``train``),
+    with their geometric concepts (``with_concepts``).
 
     Raises:
         CompareError: the table lacks ``image``, ``Usage`` or ``confidence``.
@@ -202,5 +230,5 @@ def load_training(au_table: str | Path = FER2013_AU_TABLE) -> pd.DataFrame:
     for column in ("image", "Usage", "confidence"):
         if column not in aus:
             raise CompareError(f"{au_table}: no {column!r} column (FER2013 file stem / Usage split)")
-    aus = one_face_per_image(six_class_rows(aus))
+    aus = with_concepts(one_face_per_image(six_class_rows(aus)))
     return aus[aus["Usage"] == "Training"].reset_index(drop=True)

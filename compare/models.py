@@ -18,6 +18,7 @@ from sklearn.dummy import DummyClassifier
 
 from analysis.au_models import BlackBox
 from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS, LABEL, read_au_table, six_class_rows
+from analysis.concepts import CONCEPT_COLUMNS
 from analysis.labels import EMOTIONS
 from analysis.logit import AULogitModel, LogitFit, fit_logit
 from analysis.quality import apply_quality_policy
@@ -82,6 +83,33 @@ def logit_model(key: str, name: str, train: pd.DataFrame, test: pd.DataFrame, fe
         f"multinomial logit on {len(features)} OpenFace columns, Training faces ({len(train):,})"
     )
     return scored, fit
+
+
+def concept_logit(train: pd.DataFrame, test: pd.DataFrame) -> Scored | None:
+    """The AU logit with the geometric concepts beside the 17 ``AU*_r`` (``logit_model`` on
+    ``AU_R`` + ``CONCEPT_COLUMNS``): fitted on the Training faces that have concepts; a test
+    face without them (OpenFace's landmarks were not recorded for it) takes the Training means,
+    said in the description. None when either table has no concept columns (an AU table made
+    before the runner measured them).
+    """
+    if not (set(CONCEPT_COLUMNS) <= set(train) and set(CONCEPT_COLUMNS) <= set(test)):
+        return None
+    concepts = list(CONCEPT_COLUMNS)
+    fitted = train.dropna(subset=concepts)
+    filled = test.copy()
+    # a dataset's table is read as text (compare.dataset); an empty cell: a face without landmarks
+    filled[concepts] = filled[concepts].apply(pd.to_numeric, errors="coerce")
+    lacking = int((filled["has_face"] & filled[concepts].isna().any(axis=1)).sum())
+    filled[concepts] = filled[concepts].fillna(fitted[concepts].mean())
+    scored, _ = logit_model(
+        "logit_au_concepts", "AU logit on AU_r + concepts", fitted, filled, [*AU_R, *concepts]
+    )
+    scored.description = (
+        f"multinomial logit on the 17 AU_r and {len(concepts)} geometric concepts (analysis.concepts: "
+        f"landmark distances in inter-ocular distances), Training faces with concepts ({len(fitted):,})"
+        + (f"; {lacking} test face(s) without concepts took the Training means" if lacking else "")
+    )
+    return scored
 
 
 def _scored_logit(

@@ -243,6 +243,9 @@ def _score_models(
     )
     scored.append(logit)
     scored.append(models.logit_model("logit_au_rc", "AU logit on AU_r + AU_c", train, test, models.AU_RC)[0])
+    concepts = models.concept_logit(train, test)
+    if concepts is not None:
+        scored.append(concepts)
     steps.update()
     reports = Path(settings.out_dir).parent
     saved_glassbox = reports / "glassbox" / "fer2013_model.json"  # written by `make fit-glassbox`

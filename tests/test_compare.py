@@ -176,7 +176,15 @@ def test_compare_metrics_on_real_data(compare_run):
     saved = json.loads((out / "compare" / "metrics.json").read_text())
     assert saved["n_paired"] == 2531 and saved["n_end_to_end"] == 3061
     models = saved["models"]
-    assert {"logit_au_r", "logit_au_rc", "hgb_au_rc", "cnn", "majority", "logit_seed"} <= set(models)
+    assert {
+        "logit_au_r",
+        "logit_au_rc",
+        "logit_au_concepts",
+        "hgb_au_rc",
+        "cnn",
+        "majority",
+        "logit_seed",
+    } <= set(models)
     for key, row in models.items():
         assert row["n"] == 2531, key
         assert row["accuracy_ci"][0] <= row["accuracy"] <= row["accuracy_ci"][1], key
@@ -194,6 +202,8 @@ def test_compare_metrics_on_real_data(compare_run):
         assert models["fer_package"]["accuracy"] == pytest.approx(0.753, abs=0.005)
     assert set(saved["mcnemar_p"]) == set(models) - {"logit_au_r"}
     assert models["hgb_au_rc"]["accuracy"] > logit["accuracy"] and saved["mcnemar_p"]["hgb_au_rc"] < 0.001
+    # the geometric concepts add to the AUs (measured: see README, make compare)
+    assert models["logit_au_concepts"]["accuracy"] > logit["accuracy"]
     assert 0.3 < saved["surrogate_fidelity"] <= 1
     # 216 paired faces repeat a Training face's AUs exactly (FER2013 duplicates across splits);
     # gradient boosting memorises them, so it scores lower on the others.

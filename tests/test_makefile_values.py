@@ -44,6 +44,8 @@ PASSED = [
     ("train-au-cnn", "FER2013", "--data"),
     ("evaluate-au-cnn", "FER2013", "--data"),
     ("leak-control", "FER2013", "--data"),
+    ("fer2013-concepts", "FER2013", "--data"),
+    ("fer2013-concepts", "OPENFACE_ARGS", "--openface-args"),
     ("compare", "IN", "--in"),
     ("compare", "AUS", "--aus"),
     ("compare", "IMAGES", "--images"),
