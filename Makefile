@@ -68,6 +68,8 @@ help:
 	@echo "                     [FER2013=<csv or folder>] [EPOCHS=<n>] [RESUME=1] [LR=<rate>] [SIZE=64] [INIT=<.keras>]"
 	@echo "                     [SCHEDULE=cosine] [SMOOTHING=0.1] [PATIENCE=<epochs>] (see cnn_baseline/models/README.md)"
 	@echo "  make evaluate-cnn  score the committed CNN once on PrivateTest; writes reports/cnn/ and reports/cnn.html"
+	@echo "  make fer2013-concepts FER2013=<csv> [BACKEND=...] [OPENFACE_BIN=...] [OPENFACE_ARGS=\"...\"] [WORKERS=<n>]"
+	@echo "                     OpenFace over every FER2013 face: its geometric concepts, vendored in data/fer2013_openface/"
 	@echo "  make compare       AU models vs the CNNs on the same faces; writes reports/compare.html and reports/index.html"
 	@echo "                     (renders the logit and CNN pages first when they are missing)"
 	@echo "  make compare IN=<labelled folder: one subfolder per emotion> | AUS=<AU table> IMAGES=<labelled folder>"
