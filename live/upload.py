@@ -113,7 +113,7 @@ def _image(
     if found.empty and not others:
         return {"kind": "image", "faces": [], "au_source": OPENFACE if binary else engine.au_source,
                 "note": "no face found"}  # fmt: skip
-    aus = engine.estimate_aus(faces[[j for j, _ in others]]) if others else np.zeros((0, 17))
+    aus = engine.estimate_aus(faces[[j for j, _ in others]]) if others else np.zeros((0, len(AU_R_COLUMNS)))
     rows = [
         {
             "image": name, "face": len(found) + k, "source": engine.au_source,

@@ -6,10 +6,10 @@
 ``FeatureExtraction`` (sequence mode) adds ``frame, face_id, timestamp, success``.
 With ``-2Dfp`` (which the runner always passes) each row also has the 68 2D landmarks
 ``x_0..x_67, y_0..y_67`` in pixels of the image OpenFace read (pixel centres at whole
-numbers); the runner keeps their bounding box (``landmark_boxes``), as ``face_x,
+numbers); the runner keeps their bounding box (``landmark_measures``), as ``face_x,
 face_y, face_w, face_h`` (``analysis.au_table.BOX_COLUMNS``), and the geometric concepts
-measured on them (``landmark_concepts``: ``analysis.concepts.CONCEPT_COLUMNS``, in inter-ocular
-distances). Format: OpenFace wiki, "Output Format"
+measured on them (``analysis.concepts.CONCEPT_COLUMNS``, in inter-ocular distances).
+Format: OpenFace wiki, "Output Format"
 (https://github.com/TadasBaltrusaitis/OpenFace/wiki/Output-Format).
 """
 
@@ -30,8 +30,8 @@ __all__ = [
     "SUCCESS_CONFIDENCE",
     "OutputError",
     "check_ranges",
-    "landmark_boxes",
-    "landmark_concepts",
+    "landmark_arrays",
+    "landmark_measures",
     "numeric",
     "parse_face_csv",
 ]
@@ -110,16 +110,17 @@ def landmark_arrays(frame: pd.DataFrame, path: Path) -> tuple[np.ndarray, np.nda
     return xs, ys
 
 
-def landmark_boxes(frame: pd.DataFrame, path: Path) -> pd.DataFrame | None:
-    """The bounding box of each row's 68 2D landmarks: ``face_x, face_y, face_w, face_h``.
+def landmark_measures(frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """``(boxes, concepts)`` of each row's 68 2D landmarks (same index as ``frame``).
 
-    ``face_x`` = min of ``x_0..x_67``, ``face_w`` = max - min (``y`` alike), in the pixels of
-    the image OpenFace read. A row whose landmarks span no area (OpenFace writes zeros where it
-    found no face) gets NaN (no box).
+    ``boxes``: ``face_x`` = min of ``x_0..x_67``, ``face_w`` = max - min (``y`` alike), in the
+    pixels of the image OpenFace read; NaN where the landmarks span no area (OpenFace writes zeros
+    where it found no face). ``concepts``: ``analysis.concepts.concepts_from_landmarks``
+    (``CONCEPT_COLUMNS``, in inter-ocular distances, NaN where no face was fitted), ratios of
+    distances: the same on a staged (upscaled) copy as on the image.
 
     Returns:
-        One row per row of ``frame`` (same index), or None when ``frame`` has no landmark
-        columns (OpenFace run without ``-2Dfp``).
+        None when ``frame`` has no landmark columns (OpenFace run without ``-2Dfp``).
 
     Raises:
         OutputError: some landmark columns present but not all, or non-numeric landmarks.
@@ -134,21 +135,8 @@ def landmark_boxes(frame: pd.DataFrame, path: Path) -> pd.DataFrame | None:
         {"face_x": left, "face_y": top, "face_w": width, "face_h": height}, index=frame.index
     )
     boxes.loc[~((width > 0) & (height > 0)), list(BOX_COLUMNS)] = np.nan
-    return boxes
-
-
-def landmark_concepts(frame: pd.DataFrame, path: Path) -> pd.DataFrame | None:
-    """The geometric concepts of each row (``analysis.concepts.concepts_from_landmarks``:
-    ``CONCEPT_COLUMNS``, in inter-ocular distances, NaN where no face was fitted); None without
-    landmark columns. Ratios of distances: the same on a staged (upscaled) copy as on the image.
-
-    Raises:
-        OutputError: some landmark columns present but not all, or non-numeric landmarks.
-    """
-    arrays = landmark_arrays(frame, path)
-    if arrays is None:
-        return None
-    return pd.DataFrame(concepts_from_landmarks(*arrays), columns=list(CONCEPT_COLUMNS), index=frame.index)
+    concepts = pd.DataFrame(concepts_from_landmarks(xs, ys), columns=list(CONCEPT_COLUMNS), index=frame.index)
+    return boxes, concepts
 
 
 def to_original(box: dict[str, float], geometry: Geometry) -> dict[str, float]:
@@ -212,7 +200,7 @@ def parse_face_csv(path: Path, geometry: Geometry | None = None) -> dict[str, fl
     row.update(_face_fields(frame, best, row["confidence"], path))
     present = [c for c in (*X_COLUMNS, *Y_COLUMNS) if c in at]
     if present and len(present) != 2 * LANDMARKS:
-        landmark_boxes(frame, path)  # raises with the missing columns named
+        landmark_arrays(frame, path)  # raises with the missing columns named
     if present:
         xs = values[best, [at[c] for c in X_COLUMNS]]
         ys = values[best, [at[c] for c in Y_COLUMNS]]
@@ -253,11 +241,11 @@ def _parse_frame(frame: pd.DataFrame, path: Path, geometry: Geometry | None) -> 
     best = int(numbers["confidence"].to_numpy().argmax())
     row: dict[str, float | int] = {c: float(numbers[c].iloc[best]) for c in wanted}
     row.update(_face_fields(frame, best, row["confidence"], path))
-    boxes = landmark_boxes(frame.reset_index(drop=True), path)
-    if boxes is not None:
+    measures = landmark_measures(frame.reset_index(drop=True), path)
+    if measures is not None:
+        boxes, concepts = measures
         box = {c: float(boxes[c].iloc[best]) for c in BOX_COLUMNS}
         row.update(to_original(box, geometry) if geometry and not np.isnan(box["face_w"]) else box)
-        concepts = landmark_concepts(frame.reset_index(drop=True), path)
         row.update({c: float(concepts[c].iloc[best]) for c in CONCEPT_COLUMNS})
     return row
 

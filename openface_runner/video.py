@@ -46,7 +46,7 @@ from openface_runner.flags import AU_FLAGS, VIDEO_SUFFIXES, sequence_command, se
 from openface_runner.folders import RUN_MARKER, check_settings, link
 from openface_runner.inputs import IMAGE_SUFFIXES, Rejected, shown_name
 from openface_runner.native import CommandBuilder
-from openface_runner.parse import check_ranges, landmark_boxes, landmark_concepts, numeric
+from openface_runner.parse import check_ranges, landmark_measures, numeric
 from openface_runner.runner import check_output_location, cpu_shares, failures_path
 
 FAILURE_COLUMNS = ["video", "reason"]
@@ -298,7 +298,7 @@ def parse_sequence_csv(path: Path) -> pd.DataFrame:
     and, where OpenFace wrote 2D landmarks (``-2Dfp``), the face box ``face_x, face_y, face_w,
     face_h``: their bounding box in pixels of the video frame, not clipped to it (a face partly
     outside the frame has landmarks beyond its edge); NaN (no box) where ``success`` is 0.
-    With the landmarks also the geometric concepts (``parse.landmark_concepts``), NaN where
+    With the landmarks also the geometric concepts (``parse.landmark_measures``), NaN where
     ``success`` is 0.
 
     Raises:
@@ -325,9 +325,9 @@ def parse_sequence_csv(path: Path) -> pd.DataFrame:
             path, f"success = {numbers.at[bad[0], 'success']:g} in row {bad[0] + 1}, not 0 or 1"
         )
     numbers = numbers.astype({"frame": int, "face_id": int, "success": int})
-    boxes = landmark_boxes(frame.reset_index(drop=True), path)
-    if boxes is not None:
-        concepts = landmark_concepts(frame.reset_index(drop=True), path)
+    measures = landmark_measures(frame.reset_index(drop=True), path)
+    if measures is not None:
+        boxes, concepts = measures
         failed = numbers["success"] == 0  # a failed fit has no box and no measures
         boxes.loc[failed, list(BOX_COLUMNS)] = np.nan
         concepts.loc[failed] = np.nan

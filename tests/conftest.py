@@ -90,6 +90,16 @@ def copy_results(results: Path, to: Path) -> Path:
 OPENFACE_TEST_ARGS = "-mloc model/main_clnf_general.txt"
 
 
+def fer2013_training_sample(folder: Path, per_emotion: int) -> Path:
+    """The first ``per_emotion`` real FER2013 Training AU rows of each six-class emotion, as
+    ``folder/train_aus.csv`` (what the comparison tests fit the models on)."""
+    aus = pd.read_csv(FER2013_AUS)
+    aus = aus[(aus["Usage"] == "Training") & (aus["emotion"] != "fear")].groupby("emotion").head(per_emotion)
+    path = folder / "train_aus.csv"
+    aus.to_csv(path, index=False)
+    return path
+
+
 @pytest.fixture(scope="session")
 def live_engine(seed_run):
     """The live mode's models, loaded once (YuNet, the AU estimator, the seed logit, the CNN)."""

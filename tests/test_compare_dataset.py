@@ -25,7 +25,7 @@ from analysis.au_table import FER2013_AU_TABLE
 from analysis.labels import EMOTIONS
 from compare.cli import main
 from compare.statistics import calibration, scores_with_ci
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, fer2013_training_sample
 
 OPENFACE = FIXTURES / "openface"
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,11 +35,7 @@ OPENFACE_BIN = os.environ.get("OPENFACE_BIN", "")
 @pytest.fixture(scope="module")
 def train_table(tmp_path_factory) -> Path:
     """150 real FER2013 Training AU rows per emotion (what the models are fitted on here)."""
-    aus = pd.read_csv(FER2013_AU_TABLE)
-    aus = aus[(aus["Usage"] == "Training") & (aus["emotion"] != "fear")].groupby("emotion").head(150)
-    path = tmp_path_factory.mktemp("train") / "train_aus.csv"
-    aus.to_csv(path, index=False)
-    return path
+    return fer2013_training_sample(tmp_path_factory.mktemp("train"), 150)
 
 
 @pytest.fixture

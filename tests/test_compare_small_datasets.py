@@ -25,9 +25,8 @@ import pandas as pd
 import pytest
 from markupsafe import escape  # what the pages' autoescape writes
 
-from analysis.au_table import FER2013_AU_TABLE
 from compare.cli import main
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, fer2013_training_sample
 
 REPLAY = FIXTURES / "openface" / "replay" / "input"
 FRAMES = FIXTURES / "openface" / "video" / "frames"
@@ -82,11 +81,7 @@ def faces(tmp_path_factory) -> Faces:
 @pytest.fixture(scope="module")
 def train_table(tmp_path_factory) -> Path:
     """120 real FER2013 Training AU rows per emotion (what the models are fitted on here)."""
-    aus = pd.read_csv(FER2013_AU_TABLE)
-    aus = aus[(aus["Usage"] == "Training") & (aus["emotion"] != "fear")].groupby("emotion").head(120)
-    path = tmp_path_factory.mktemp("train") / "train_aus.csv"
-    aus.to_csv(path, index=False)
-    return path
+    return fer2013_training_sample(tmp_path_factory.mktemp("train"), 120)
 
 
 def _replay(faces: Faces, subjects: int | None, per_emotion: dict[str, int] | None = None) -> dict[str, str]:
