@@ -12,6 +12,7 @@ CODING    ?=
 REFERENCE ?= neutral
 SEED      ?= 0
 POLICY    ?= drop
+FEATURES  ?=
 
 # openface options (IN is required; OUT given on the command line is the AU table)
 BACKEND      ?= docker
@@ -36,21 +37,23 @@ PORT    ?= 8000
 DETECTOR ?= yunet
 CLIENTS ?= 8
 SECONDS ?=
+CONCEPTS ?=
+AUGMENT ?=
 # User values are data, never shell text. Each one (paths, names, patterns, addresses, model files,
 # extra OpenFace arguments) is taken unexpanded (`$(value ...)`: a folder named `c$(touch x)d` stays
 # that name instead of being expanded by make), exported, and handed to the program as one argument
 # through the environment (`--in="$$IN"`): quotes, backquotes, `$`, `;`, spaces, newlines, a leading
 # `-` and non-UTF-8 bytes reach it byte for byte and nothing is executed.
-USER_VALUES := IN OUT LABEL_COL CODING REFERENCE SEED POLICY BACKEND OPENFACE_BIN WORKERS UPSCALE \
+USER_VALUES := IN OUT LABEL_COL CODING FEATURES REFERENCE SEED POLICY BACKEND OPENFACE_BIN WORKERS UPSCALE \
 	OPENFACE_ARGS MODE MULTI SCHEDULER RESAMPLES FAST FER2013 EPOCHS RESUME LR SIZE INIT SCHEDULE \
-	SMOOTHING PATIENCE EPOCHS_AU IMAGES NAME SUBJECT AUS MODEL NO_CNN AU_CNN AU_ESTIMATOR HOST PORT DETECTOR \
+	SMOOTHING PATIENCE EPOCHS_AU CONCEPTS AUGMENT IMAGES NAME SUBJECT AUS MODEL NO_CNN AU_CNN AU_ESTIMATOR HOST PORT DETECTOR \
 	CLIENTS SECONDS
 # make openface: OUT given by the user is the AU table; else the default table below
 OUT_GIVEN := $(filter command line environment,$(origin OUT))
 $(foreach v,$(USER_VALUES),$(eval override $(v) := $$(value $(v))))
 export $(USER_VALUES)
 
-.PHONY: serve benchmark-serve load-test-serve fer2013-concepts help install fit-glassbox report-glassbox compare train-cnn train-au-cnn evaluate-au-cnn leak-control evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit explain report-explain benchmark-explain test lint clean
+.PHONY: serve benchmark-serve load-test-serve fer2013-concepts landmark-mlp help install fit-glassbox report-glassbox compare train-cnn train-au-cnn evaluate-au-cnn leak-control evaluate-cnn benchmark-cnn openface benchmark-openface fit-logit report-logit benchmark-logit explain report-explain benchmark-explain test lint clean
 
 help:
 	@echo "Stages (each installs what it needs into $(VENV)/ on first use):"
@@ -61,7 +64,7 @@ help:
 	@echo "                FaceLandmarkVidMulti); writes the AU table and <table>.failures.csv; SCHEDULER: on Dask"
 	@echo "  make fit-logit     fit the multinomial AU logit; writes reports/logit/ and reports/logit.html"
 	@echo "                     [IN=<AU table .csv>] [OUT=<folder>] [LABEL_COL=<col>] [CODING=name|seed|fer2013]"
-	@echo "                     [REFERENCE=<emotion>] [SEED=<n>] [POLICY=drop|keep]"
+	@echo "                     [REFERENCE=<emotion>] [SEED=<n>] [POLICY=drop|keep] [FEATURES=aus|concepts|both]"
 	@echo "  make fit-glassbox  select a glass-box AU model by CV on the bundled and FER2013 AUs, bootstrap it,"
 	@echo "                     save it; writes reports/glassbox/ and reports/glassbox.html [FAST=1] [RESAMPLES=<n>]"
 	@echo "  make train-cnn     train mini-XCEPTION on the full FER2013 (see README: where to get it), then score it"
@@ -100,6 +103,9 @@ help:
 	@echo "  make train-au-cnn  train the AU estimator (OpenFace's 17 AU intensities from pixels, never emotion"
 	@echo "                     labels) on the full FER2013, score it on PrivateTest against OpenFace, write its AU table"
 	@echo "                     data/fer2013_au_cnn/ [FER2013=<csv>] [RESUME=1] [EPOCHS_AU=<n>]; make evaluate-au-cnn: the last two"
+	@echo "                     [CONCEPTS=1: + the six concepts' head] [INIT=<.keras>] [SCHEDULE=cosine] [LR=<rate>] [AUGMENT=travel]"
+	@echo "  make landmark-mlp  fit the landmark baseline (residual MLP on OpenFace's 68 landmarks) from the raw outputs"
+	@echo "                     make fer2013-concepts keeps; writes data/fer2013_landmarks/ [FER2013=<csv>] [SEED=<n>]"
 	@echo "  make leak-control  refit compare's leak control (AUs regressed on the emotion CNN's features) [FER2013=<csv>]"
 	@echo "  make benchmark-cnn    training and inference images/s of mini-XCEPTION (needs the full FER2013)"
 	@echo "  make benchmark-explain  seconds and peak memory of explain on a 108,000-frame (1 h at 30 fps) AU table"
@@ -147,7 +153,7 @@ benchmark-openface: $(VENV)/.installed
 fit-logit: $(VENV)/.installed
 	$(PY) -m analysis fit-logit --out="$$OUT" --reference="$$REFERENCE" --seed="$$SEED" --quality-policy="$$POLICY" \
 		$(if $(IN),--input="$$IN") $(if $(LABEL_COL),--label-column="$$LABEL_COL") \
-		$(if $(CODING),--label-coding="$$CODING")
+		$(if $(CODING),--label-coding="$$CODING") $(if $(FEATURES),--features="$$FEATURES")
 
 report-logit: $(VENV)/.installed
 	$(PY) -m analysis report-logit --out="$$OUT"
@@ -171,7 +177,9 @@ train-cnn: $(VENV)/.installed-cnn
 # the AU estimator (concept bottleneck): learns OpenFace's AU intensities of FER2013 Training faces
 train-au-cnn: $(VENV)/.installed-cnn
 	$(PY) -m cnn_baseline train-au --data="$$FER2013" --seed="$$SEED" $(if $(RESUME),--resume) \
-		$(if $(EPOCHS_AU),--epochs="$$EPOCHS_AU")
+		$(if $(EPOCHS_AU),--epochs="$$EPOCHS_AU") $(if $(CONCEPTS),--concepts=data/fer2013_openface/fer2013_concepts.csv.gz) \
+		$(if $(INIT),--init-from="$$INIT") $(if $(SCHEDULE),--schedule="$$SCHEDULE") $(if $(LR),--learning-rate="$$LR") \
+		$(if $(AUGMENT),--augment="$$AUGMENT")
 	$(PY) -m cnn_baseline evaluate-au --data="$$FER2013"
 
 evaluate-au-cnn: $(VENV)/.installed-cnn
@@ -187,6 +195,11 @@ fer2013-concepts: $(VENV)/.installed-cnn
 	$(PY) -m compare concepts --data="$$FER2013" --backend="$$BACKEND" \
 		$(if $(OPENFACE_BIN),--openface-bin="$$OPENFACE_BIN") $(if $(OPENFACE_ARGS),--openface-args="$$OPENFACE_ARGS") \
 		$(if $(WORKERS),--workers="$$WORKERS")
+
+# the landmark baseline (a residual MLP on OpenFace's 68 landmarks), vendored in data/fer2013_landmarks/;
+# reads the raw OpenFace outputs make fer2013-concepts keeps (run that first)
+landmark-mlp: $(VENV)/.installed-cnn
+	$(PY) -m compare landmark-mlp --data="$$FER2013" --seed="$$SEED"
 
 benchmark-cnn: $(VENV)/.installed-cnn
 	$(PY) -m cnn_baseline benchmark --data="$$FER2013"

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.concepts import CONCEPT_NAMES
+from analysis.concepts import CONCEPT_COLUMNS, CONCEPT_NAMES
 from analysis.files import atomic_path, write_csv
 from analysis.labels import EMOTIONS, name_for
 
@@ -109,8 +109,8 @@ class AUTableError(ValueError):
 
 
 def au_code(column: str) -> str:
-    """``"AU12_r"`` -> ``"AU12"``."""
-    return column.split("_")[0]
+    """``"AU12_r"`` -> ``"AU12"``; a geometric concept keeps its column name (``"mouth_open"``)."""
+    return column if column in CONCEPT_NAMES else column.split("_")[0]
 
 
 def au_label(column: str) -> str:
@@ -168,6 +168,7 @@ def read_au_table(
     for column in [c for c in (*AU_C_COLUMNS, "success") if c in table]:
         _check_binary(table[column], column, path)
     _read_boxes(raw, table, path)
+    _read_concepts(raw, table, path)
 
     table[LABEL] = _labels(raw[label_column], label_column, label_coding, path)
     if label_column != LABEL:
@@ -175,6 +176,31 @@ def read_au_table(
     if table[LABEL].nunique() < 2:
         raise AUTableError(f"{path}: column {label_column!r} holds fewer than two classes")
     return table
+
+
+FEATURE_SETS = ("aus", "concepts", "both")
+"""What an AU model reads: the 17 ``AU*_r``, the six geometric concepts, or both."""
+
+
+def feature_columns(features: str, table: pd.DataFrame, path: str | os.PathLike[str]) -> list[str]:
+    """The model inputs ``features`` (one of ``FEATURE_SETS``) names, as columns of ``table``.
+
+    Raises:
+        AUTableError: an unknown set, or concepts asked of a table without them (e.g. one written
+            before the runner measured them, or the seed AU data, which has no landmarks).
+    """
+    if features not in FEATURE_SETS:
+        raise AUTableError(f"features {features!r}: one of {', '.join(FEATURE_SETS)}")
+    columns = [c for c in AU_R_COLUMNS if c in table] if features != "concepts" else []
+    if features != "aus":
+        missing = [c for c in CONCEPT_COLUMNS if c not in table]
+        if missing:
+            raise AUTableError(
+                f"{path}: no geometric concept columns ({', '.join(missing[:3])} ...): run the table "
+                "again with `make openface` (it measures them on OpenFace's landmarks) or use --features aus"
+            )
+        columns += list(CONCEPT_COLUMNS)
+    return columns
 
 
 def six_class_rows(table: pd.DataFrame) -> pd.DataFrame:
@@ -263,6 +289,22 @@ def _read_boxes(raw: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
             raise AUTableError(f"{path}: column {column}, {_row(i)}: {raw[column].iloc[i]!r} is not a number")
         table[column] = numbers.astype(float)
     check_boxes(table, path)
+
+
+def _read_concepts(raw: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
+    """The concept columns of ``raw`` (text) into ``table`` as floats; empty: NaN (no face fitted).
+
+    Raises:
+        AUTableError: a cell that is neither empty nor a finite number (column and row named).
+    """
+    for column in [c for c in CONCEPT_COLUMNS if c in raw]:
+        text = raw[column].str.strip()
+        numbers = pd.to_numeric(text, errors="coerce")
+        bad = ((numbers.isna() & (text != "")) | np.isinf(numbers)).to_numpy()
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise AUTableError(f"{path}: column {column}, {_row(i)}: {raw[column].iloc[i]!r} is not a number")
+        table[column] = numbers.astype(float)
 
 
 def _read_raw(path: Path) -> pd.DataFrame:

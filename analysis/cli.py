@@ -12,7 +12,7 @@ from pathlib import Path
 
 from analysis import arguments
 from analysis.arguments import PROJECT_ERRORS, OneLineParser, print_error
-from analysis.au_table import SEED_AU_TABLE
+from analysis.au_table import FEATURE_SETS, SEED_AU_TABLE
 from analysis.labels import EMOTIONS
 from analysis.quality import POLICIES
 
@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", type=arguments.jobs, default=None,
         help="processes for LR refits and CV folds, -1 = all CPUs (default: auto)",
     )  # fmt: skip
+    fit.add_argument(
+        "--features",
+        default="aus",
+        choices=FEATURE_SETS,
+        help="what the logit reads: the 17 AU_r, the six geometric concepts (mouth opening ..., "
+        "in inter-ocular distances; tables from `make openface`), or both (default: aus)",
+    )
     fit.add_argument("--quiet", action="store_true", help="no progress bars")
 
     report = commands.add_parser("report-logit", help="re-render reports/logit.html from the results files")
@@ -151,6 +158,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             drop_unsuccessful=not args.keep_unsuccessful,
             n_jobs=args.jobs,
             progress=not args.quiet,
+            features=args.features,
         )
         m = run.metrics
         print(

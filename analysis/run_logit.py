@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.au_table import AU_R_COLUMNS, LABEL, SEED_AU_TABLE, read_au_table, six_class_rows
+from analysis.au_table import LABEL, SEED_AU_TABLE, feature_columns, read_au_table, six_class_rows
 from analysis.cv_scores import CrossValidation, cross_validated_scores
 from analysis.explanations import contributions, pick_examples
 from analysis.facs import SOURCE as FACS_SOURCE
@@ -53,6 +53,7 @@ def run_fit_logit(
     n_jobs: int | None = None,
     progress: bool = True,
     render: bool = True,
+    features: str = "aus",
 ) -> LogitRun:
     """Read, clean, fit, cross-validate, write results and (optionally) render the report.
 
@@ -72,7 +73,12 @@ def run_fit_logit(
     table = read_au_table(input_path, label_column=label_column, label_coding=label_coding)
     selection = _select_rows(table, drop_unsuccessful, input_path)
     rows = selection.pop("rows")
-    features = [c for c in AU_R_COLUMNS if c in rows]
+    feature_set = features
+    features = feature_columns(feature_set, rows, input_path)
+    without_concepts = 0
+    if feature_set != "aus":  # faces without a landmark fit have no concepts: left out, counted
+        without_concepts = int(rows[features].isna().any(axis=1).sum())
+        rows = rows.dropna(subset=features)
     rows, quality = apply_quality_policy(rows, features, quality_policy)
     if rows.empty:
         raise FitError(
@@ -110,6 +116,8 @@ def run_fit_logit(
         "input": str(input_path),
         "input_sha256": hashlib.sha256(input_path.read_bytes()).hexdigest(),
         "features": features,
+        "feature_set": feature_set,
+        "rows_without_concepts": without_concepts,
         "quality": quality.as_dict(),
         **selection,
         "class_counts": rows[LABEL].value_counts().reindex(classes).astype(int).to_dict(),

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import SplineTransformer, StandardScaler
 
-from analysis.au_table import INTENSITY_RANGE, au_code
+from analysis.au_table import AU_R_COLUMNS, INTENSITY_RANGE, au_code
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,14 @@ def make_terms(
     return terms
 
 
+def _spline_input(rows: pd.DataFrame, column: str) -> np.ndarray:
+    """A spline term's values: AU intensities clipped to 0-5 (OpenFace's scale); other columns (the
+    geometric concepts, in inter-ocular distances, signed) as they are, the spline constant beyond
+    its outer knots."""
+    values = rows[column].to_numpy(dtype=float)
+    return np.clip(values, *INTENSITY_RANGE) if column in AU_R_COLUMNS else values
+
+
 class TermDesign:
     """Design matrix of a list of terms, standardised column by column.
 
@@ -62,7 +70,7 @@ class TermDesign:
         # constant, so a rare high intensity cannot extrapolate a cubic piece.
         self.splines_ = {
             t.columns[0]: SplineTransformer(n_knots=self.n_knots, degree=3, extrapolation="constant").fit(
-                np.clip(rows[t.columns[0]].to_numpy(dtype=float), *INTENSITY_RANGE)[:, None]
+                _spline_input(rows, t.columns[0])[:, None]
             )
             for t in self.terms
             if t.kind == "spline"
@@ -110,8 +118,7 @@ class TermDesign:
         parts, blocks, start = [], [], 0
         for term in self.terms:
             if term.kind == "spline":
-                values = np.clip(rows[term.columns[0]].to_numpy(dtype=float), *INTENSITY_RANGE)
-                part = self.splines_[term.columns[0]].transform(values[:, None])
+                part = self.splines_[term.columns[0]].transform(_spline_input(rows, term.columns[0])[:, None])
             elif term.kind == "product":
                 part = (
                     rows[term.columns[0]].to_numpy(dtype=float) * rows[term.columns[1]].to_numpy(dtype=float)

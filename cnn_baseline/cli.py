@@ -104,6 +104,23 @@ def main(argv: list[str] | None = None) -> int:
     train_au.add_argument(
         "--resume", action="store_true", help="continue from cnn_baseline/models/au_run/last.keras"
     )
+    train_au.add_argument(
+        "--concepts",
+        default=None,
+        help="also estimate the six geometric concepts of this table (data/fer2013_openface/"
+        "fer2013_concepts.csv.gz)",
+    )
+    train_au.add_argument(
+        "--init-from", default=None, help="an AU estimator (.keras) whose weights start the run"
+    )
+    train_au.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau")
+    train_au.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's (starting) rate")
+    train_au.add_argument(
+        "--augment",
+        choices=("flip", "travel"),
+        default="flip",
+        help="flip: mirrored faces; travel: + rotation, shift, zoom, contrast, brightness, blur",
+    )
     evaluate_au = commands.add_parser(
         "evaluate-au",
         help="score the AU estimator on PrivateTest against OpenFace; write its AU table of all FER2013",
@@ -155,7 +172,16 @@ def main(argv: list[str] | None = None) -> int:
 
             print(
                 train_au_estimator(
-                    args.data, epochs=args.epochs, patience=args.patience, seed=args.seed, resume=args.resume
+                    args.data,
+                    epochs=args.epochs,
+                    patience=args.patience,
+                    seed=args.seed,
+                    resume=args.resume,
+                    concepts=args.concepts,
+                    init_from=args.init_from,
+                    schedule=args.schedule,
+                    learning_rate=args.learning_rate,
+                    augment=args.augment,
                 )
             )
             return 0

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.au_table import AU_R_COLUMNS, au_label
+from analysis.concepts import CONCEPT_COLUMNS
 from analysis.logit import AULogitModel
 
 INTERVENTIONS = ("openface", "zero")  # set one AU to OpenFace's value, or to 0 (absent)
@@ -91,15 +92,26 @@ def estimator_quality(
     openface: pd.DataFrame, estimated: pd.DataFrame, leaky: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """Per AU, the estimates against OpenFace's values on the same faces (``au_scores``: R², MAE,
-    Pearson r, usable) with the AU's name; with ``leaky``, the leak control's R² and MAE beside."""
+    Pearson r, bias, usable) with the AU's name; with ``leaky``, the leak control's R² and MAE
+    beside. The six geometric concepts follow as rows of their own when both tables have them
+    (faces without OpenFace concepts left out of those rows)."""
     from cnn_baseline.au_estimator import au_scores
 
     columns = list(AU_R_COLUMNS)
     truth = openface[columns].to_numpy(float)
     table = au_scores(truth, estimated[columns].to_numpy(float))
-    table.insert(1, "au_label", [au_label(c) for c in table["au"]])
     if leaky is not None:
         other = au_scores(truth, leaky[columns].to_numpy(float))
         table["r2_leaky"] = other["r2"].to_numpy()
         table["mae_leaky"] = other["mae"].to_numpy()
+    concepts = list(CONCEPT_COLUMNS)
+    if set(concepts) <= set(openface) and set(concepts) <= set(estimated):
+        measured = openface[concepts].apply(pd.to_numeric, errors="coerce")
+        kept = measured.notna().all(axis=1).to_numpy()
+        if kept.any():
+            rows = au_scores(
+                measured.to_numpy(float)[kept], estimated[concepts].to_numpy(float)[kept], concepts
+            )
+            table = pd.concat([table, rows], ignore_index=True)
+    table.insert(1, "au_label", [au_label(c) for c in table["au"]])
     return table

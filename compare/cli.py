@@ -102,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     concepts.add_argument("--openface-bin", default=None, help="FaceLandmarkImg (native; or $OPENFACE_BIN)")
     concepts.add_argument("--openface-args", default="", help="extra OpenFace arguments (and -au_static)")
     concepts.add_argument("--workers", type=arguments.positive, default=None, help="OpenFace workers")
+    landmark = commands.add_parser(
+        "landmark-mlp",
+        help="the landmark baseline: residual MLP on OpenFace's landmarks (data/fer2013_landmarks)",
+    )
+    landmark.add_argument("--data", type=arguments.input_file, required=True, help="the full FER2013 CSV")
+    landmark.add_argument(
+        "--run-dir", type=Path, default=None,
+        help="the raw OpenFace outputs of make fer2013-concepts (default: its run folder)",
+    )  # fmt: skip
+    landmark.add_argument("--seed", type=arguments.seed, default=0)
     report = commands.add_parser("report", help="rebuild compare.html and index.html from the results files")
     report.add_argument(
         "--out", type=arguments.output_folder, default="reports", help="reports folder (default: reports)"
@@ -132,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "concepts":
             return _concepts(args)
+        if args.command == "landmark-mlp":
+            return _landmark_mlp(args)
         out = Path(args.out)
         if args.command == "run" and (args.source or args.aus or args.images):
             return _run_dataset(args, out)
@@ -166,7 +178,7 @@ def _run_dataset(args, out: Path) -> int:
     """``make compare IN=<labelled folder>`` (or ``AUS= IMAGES=``): every check before any work."""
     import pandas as pd
 
-    from compare.data import load_training
+    from compare.data import estimate_dataset, load_training
     from compare.dataset import check_folder, load_dataset, safe_name
     from compare.report import render_compare_report, render_index
     from compare.run import CompareSettings, compute_comparison, write_compare_results
@@ -209,6 +221,7 @@ def _run_dataset(args, out: Path) -> int:
     except ExplainError as error:
         raise CompareError(str(error)) from None
     data, info = load_dataset(Path(table), Path(media), train, name, source, args.subject)
+    no_estimates = estimate_dataset(data)  # the estimator's rows and its agreement with OpenFace here
     fer_confusion = out / "compare" / "confusion.csv"  # the FER2013 page's, when `make compare` ran here
     settings = CompareSettings(
         out_dir=out / f"compare-{name}",
@@ -223,6 +236,8 @@ def _run_dataset(args, out: Path) -> int:
     transfer, tables = in_domain(data, results.tables["logit_coefficients.csv"][0], args.resamples, args.seed)
     results.metrics["transfer"] = transfer
     results.metrics["not_computed"].extend(transfer_gaps(transfer))
+    if no_estimates:
+        results.metrics["not_computed"].append({"part": "estimated-AU rows", "reason": no_estimates})
     results.tables.update({name: (table, False) for name, table in tables.items()})
     fer_metrics = out / "compare" / "metrics.json"  # the FER2013 page's, when `make compare` ran here
     if fer_metrics.is_file():
@@ -275,4 +290,23 @@ def _concepts(args) -> int:
     backend = make_backend(args.backend, args.openface_bin, extra=extra)
     made = build_concepts(args.data, backend, args.workers)
     print(f"concepts of {made['faces']:,} faces of {made['images']:,} FER2013 images; wrote {made['path']}")
+    return 0
+
+
+def _landmark_mlp(args) -> int:
+    """``make landmark-mlp``: landmarks from the concept run's raw outputs, the MLP fitted and vendored."""
+    from analysis.labels import name_for
+    from cnn_baseline.data import load_fer2013
+    from compare.concepts import RUN_DIR
+    from compare.landmarks import LANDMARK_DIR, landmark_table, train_landmark_mlp
+
+    run_dir = args.run_dir or RUN_DIR
+    faces = load_fer2013(args.data)
+    faces["label"] = [name_for(code, "fer2013") for code in faces["emotion"]]
+    table = landmark_table(Path(run_dir) / "outputs")
+    record = train_landmark_mlp(table, faces[["image", "label", "Usage"]], seed=args.seed)
+    print(
+        f"landmark MLP: {record['faces']} faces, {record['epochs']} epochs (best {record['best_epoch']}), "
+        f"PublicTest accuracy {record['publictest_accuracy']:.3f}; wrote {LANDMARK_DIR}"
+    )
     return 0

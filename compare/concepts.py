@@ -20,6 +20,8 @@ from analysis.concepts import CONCEPT_COLUMNS
 from analysis.files import write_csv
 
 IMAGES = Path("data/openface/fer2013_images")
+RUNNER_TABLE = IMAGES.parent / "fer2013_images_au.csv"
+RUN_DIR = RUNNER_TABLE.with_name(RUNNER_TABLE.name + ".run")  # the runner's default: raw outputs kept
 DIGITS = 4
 
 
@@ -74,8 +76,7 @@ def build_concepts(fer2013: str | Path, backend, workers: int | None, out: Path 
     from openface_runner.runner import run_openface
 
     images = write_images(fer2013)
-    table = IMAGES.parent / "fer2013_images_au.csv"
-    run_openface(IMAGES, table, backend, workers=workers)
-    concepts = concept_table(table)
+    run_openface(IMAGES, RUNNER_TABLE, backend, workers=workers)
+    concepts = concept_table(RUNNER_TABLE)
     write_csv(out, concepts)  # a .gz path: gzipped without a time stamp or name
     return {"images": images, "faces": len(concepts), "path": out}

@@ -143,19 +143,36 @@ def load_compare_data(
 
 
 def read_estimated(path: str | Path, test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """The AU estimator's table (``image, label, Usage``, 17 ``AU*_r``, ``source``) for the comparison.
+    """The AU estimator's table (``image, label, Usage``, 17 ``AU*_r``, the six concepts when its
+    estimator has a concept head, ``source``) for the comparison.
 
     Joined on image *and* label (FER2013 reuses two Training stems with different labels).
 
     Returns:
         ``(train, test_aus, source)``: every six-class Training row (``image``, ``label``, the
-        17 ``AU*_r``); the 17 ``AU*_r`` of each row of ``test``, same index; the ``source``.
+        17 ``AU*_r`` and concepts); the same columns of each row of ``test``, same index; the
+        ``source``.
 
     Raises:
         CompareError: no ``image``/``Usage``/``source`` column, an image twice, or a test face
             the table does not cover.
         AUTableError: an unreadable or invalid table.
     """
+    table = _estimated_table(path)
+    keyed = table.set_index(["image", LABEL])
+    wanted = pd.MultiIndex.from_frame(test[["image", LABEL]])
+    uncovered = wanted.difference(keyed.index)
+    if len(uncovered):
+        raise CompareError(
+            f"{path}: {len(uncovered)} test face(s) have no estimated AUs, e.g. {uncovered[0][0]} "
+            f"({uncovered[0][1]}); regenerate the table with the AU estimator"
+        )
+    values = _estimated_columns(table)
+    test_aus = keyed.loc[wanted, values].set_axis(test.index).astype(float)
+    return _estimated_training(table), test_aus, _estimated_source(table)
+
+
+def _estimated_table(path: str | Path) -> pd.DataFrame:
     table = read_au_table(path, label_coding="name")
     for column in ("image", "Usage", "source"):
         if column not in table:
@@ -166,18 +183,60 @@ def read_estimated(path: str | Path, test: pd.DataFrame) -> tuple[pd.DataFrame, 
     twice = table.duplicated(["image", LABEL])
     if twice.any():
         raise CompareError(f"{path}: an image is estimated twice, e.g. {table['image'][twice].iloc[0]}")
-    keyed = table.set_index(["image", LABEL])
-    wanted = pd.MultiIndex.from_frame(test[["image", LABEL]])
-    uncovered = wanted.difference(keyed.index)
-    if len(uncovered):
-        raise CompareError(
-            f"{path}: {len(uncovered)} test face(s) have no estimated AUs, e.g. {uncovered[0][0]} "
-            f"({uncovered[0][1]}); regenerate the table with the AU estimator"
-        )
-    test_aus = keyed.loc[wanted, list(AU_R_COLUMNS)].set_axis(test.index).astype(float)
-    train = six_class_rows(table[table["Usage"] == "Training"])[["image", LABEL, *AU_R_COLUMNS]]
-    sources = table["source"].dropna().unique()
-    return train.reset_index(drop=True), test_aus, "; ".join(str(s) for s in sources)
+    return table
+
+
+def _estimated_columns(table: pd.DataFrame) -> list[str]:
+    return [*AU_R_COLUMNS, *(c for c in CONCEPT_COLUMNS if c in table)]
+
+
+def _estimated_training(table: pd.DataFrame) -> pd.DataFrame:
+    """Every six-class Training row of the estimator's table: ``image``, ``label``, the estimates."""
+    rows = six_class_rows(table[table["Usage"] == "Training"])
+    return rows[["image", LABEL, *_estimated_columns(table)]].reset_index(drop=True)
+
+
+def _estimated_source(table: pd.DataFrame) -> str:
+    return "; ".join(str(s) for s in table["source"].dropna().unique())
+
+
+def estimate_dataset(data: CompareData, path: str | Path = ESTIMATED) -> str | None:
+    """Another dataset's estimated-AU rows: the committed AU estimator on the dataset's 48x48 crops
+    (``data.pixels``) gives ``data.estimated_test``; the vendored table's rows of the Training faces
+    the OpenFace-AU models were fitted on (``data.train``, by image and label), made by the same
+    estimator, give ``data.estimated_train``: both kinds of model learn from the same faces. So
+    ``make compare IN=`` scores the estimated-AU models and the estimator against OpenFace on
+    every dataset it runs.
+
+    Returns:
+        None when done; else why not (said on the page): no vendored table, no TensorFlow, or a
+        table made by another estimator than the committed one (its SHA-256 prefix differs).
+
+    Raises:
+        CompareError, AUTableError: an unusable vendored table.
+    """
+    from analysis.results import file_sha256
+
+    if not Path(path).is_file():
+        return f"no estimated AU table {path} (make evaluate-au-cnn writes it)"
+    try:
+        import cnn_baseline  # noqa: F401  (TensorFlow's settings before it loads)
+        from cnn_baseline.au_estimator import DEFAULT_AU_MODEL, estimate, load_au_estimator
+    except ImportError:
+        return "TensorFlow is not installed (the cnn extra)"
+    table = _estimated_table(path)
+    source = _estimated_source(table)
+    sha = file_sha256(DEFAULT_AU_MODEL)[:12]
+    if sha not in source:
+        model = f"{DEFAULT_AU_MODEL.name} (sha256 {sha})"
+        return f"{Path(path).name} was made by another estimator ({source}) than {model}"
+    aus, concepts = estimate(load_au_estimator(DEFAULT_AU_MODEL), data.pixels)
+    test = pd.DataFrame(aus, columns=list(AU_R_COLUMNS), index=data.test.index)
+    if concepts is not None and set(CONCEPT_COLUMNS) <= set(table):
+        test[list(CONCEPT_COLUMNS)] = concepts
+    same = _estimated_training(table).merge(data.train[["image", LABEL]], on=["image", LABEL], how="inner")
+    data.estimated_train, data.estimated_test, data.estimated_source = same, test, source
+    return None
 
 
 def _read_no_face(path: str | Path) -> pd.DataFrame:
@@ -211,7 +270,7 @@ def with_concepts(aus: pd.DataFrame, concepts: str | Path | None = CONCEPTS) -> 
     if missing:
         raise CompareError(f"{concepts}: no {', '.join(missing)} column(s)")
     if table["image"].duplicated().any():
-        twice = table['image'][table['image'].duplicated()].iloc[0]
+        twice = table["image"][table["image"].duplicated()].iloc[0]
         raise CompareError(f"{concepts}: an image twice, e.g. {twice}")
     return aus.drop(columns=[c for c in CONCEPT_COLUMNS if c in aus]).merge(
         table[["image", *CONCEPT_COLUMNS]], on="image", how="left"

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from analysis.figures import draw_confusion, to_data_uri
 from analysis.labels import EMOTIONS
 
-FAMILY_COLOURS = {"AU": "#4477aa", "pixels": "#cc6677", "baseline": "#999999"}
+FAMILY_COLOURS = {"AU": "#4477aa", "landmarks": "#228833", "pixels": "#cc6677", "baseline": "#999999"}
 
 
 def score_intervals(models: dict) -> str:

@@ -85,13 +85,10 @@ def logit_model(key: str, name: str, train: pd.DataFrame, test: pd.DataFrame, fe
     return scored, fit
 
 
-def concept_logit(train: pd.DataFrame, test: pd.DataFrame) -> Scored | None:
-    """The AU logit with the geometric concepts beside the 17 ``AU*_r`` (``logit_model`` on
-    ``AU_R`` + ``CONCEPT_COLUMNS``): fitted on the Training faces that have concepts; a test
-    face without them (OpenFace's landmarks were not recorded for it) takes the Training means,
-    said in the description. None when either table has no concept columns (an AU table made
-    before the runner measured them).
-    """
+def _with_concepts(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int] | None:
+    """The Training faces with concepts, the test faces with a face lacking them given the Training
+    means, and how many took them; None when either table has no concept columns (an AU table made
+    before the runner measured them)."""
     if not (set(CONCEPT_COLUMNS) <= set(train) and set(CONCEPT_COLUMNS) <= set(test)):
         return None
     concepts = list(CONCEPT_COLUMNS)
@@ -101,15 +98,57 @@ def concept_logit(train: pd.DataFrame, test: pd.DataFrame) -> Scored | None:
     filled[concepts] = filled[concepts].apply(pd.to_numeric, errors="coerce")
     lacking = int((filled["has_face"] & filled[concepts].isna().any(axis=1)).sum())
     filled[concepts] = filled[concepts].fillna(fitted[concepts].mean())
-    scored, _ = logit_model(
-        "logit_au_concepts", "AU logit on AU_r + concepts", fitted, filled, [*AU_R, *concepts]
-    )
-    scored.description = (
-        f"multinomial logit on the 17 AU_r and {len(concepts)} geometric concepts (analysis.concepts: "
-        f"landmark distances in inter-ocular distances), Training faces with concepts ({len(fitted):,})"
+    return fitted, filled, lacking
+
+
+def _concepts_said(fitted: pd.DataFrame, lacking: int) -> str:
+    return (
+        f"{len(CONCEPT_COLUMNS)} geometric concepts (analysis.concepts: landmark distances in inter-ocular "
+        f"distances), Training faces with concepts ({len(fitted):,})"
         + (f"; {lacking} test face(s) without concepts took the Training means" if lacking else "")
     )
+
+
+def concept_logit(train: pd.DataFrame, test: pd.DataFrame) -> Scored | None:
+    """The AU logit with the geometric concepts beside the 17 ``AU*_r`` (``logit_model`` on
+    ``AU_R`` + ``CONCEPT_COLUMNS``): fitted on the Training faces that have concepts; a test
+    face without them (OpenFace's landmarks were not recorded for it) takes the Training means,
+    said in the description. None when either table has no concept columns.
+    """
+    sides = _with_concepts(train, test)
+    if sides is None:
+        return None
+    fitted, filled, lacking = sides
+    scored, _ = logit_model(
+        "logit_au_concepts", "AU logit on AU_r + concepts", fitted, filled, [*AU_R, *CONCEPT_COLUMNS]
+    )
+    scored.description = f"multinomial logit on the 17 AU_r and {_concepts_said(fitted, lacking)}"
     return scored
+
+
+def concept_glass_box(spec, train: pd.DataFrame, test: pd.DataFrame, seed: int = 0) -> Scored | None:
+    """The selected glass-box's settings (``spec``) on OpenFace's AU_r (+ AU_c when the spec takes
+    presences) and the six concepts as terms like the AUs, fitted on the Training faces with
+    concepts (test faces without them: as ``concept_logit``). None without concept columns."""
+    from analysis.glassbox import build
+
+    sides = _with_concepts(train, test)
+    if sides is None:
+        return None
+    fitted, filled, lacking = sides
+    start = time.perf_counter()
+    model = build(spec, [*AU_R, *CONCEPT_COLUMNS], list(AU_C_COLUMNS), seed).fit(fitted, fitted[LABEL])
+    seconds = time.perf_counter() - start
+    return Scored(
+        "glassbox_concepts",
+        f"Glass-box on AUs + concepts ({spec.key})",
+        "AU",
+        f"{spec.description}; on OpenFace's AUs and {_concepts_said(fitted, lacking)}; {model.n_terms} terms",
+        _on_faces(filled, lambda rows: model.predict_proba(rows)[list(EMOTIONS)].to_numpy()),
+        model.n_parameters,
+        seconds,
+        lambda i: model.predict_proba(filled.iloc[[i]]),
+    )
 
 
 def _scored_logit(
@@ -244,27 +283,32 @@ def _every_face(test_aus: pd.DataFrame, proba: Callable[[pd.DataFrame], np.ndarr
     return pd.DataFrame(proba(test_aus), index=test_aus.index, columns=list(EMOTIONS))
 
 
-def estimated_logit(train: pd.DataFrame, test_aus: pd.DataFrame, source: str) -> tuple[Scored, LogitFit]:
-    """The reference logit (``logit_model``'s, 17 ``AU*_r``, neutral reference) fitted on the AU
-    estimator's estimates of every six-class Training face; predicts every test face.
+def estimated_logit(
+    train: pd.DataFrame, test_aus: pd.DataFrame, source: str, concepts: bool = False
+) -> tuple[Scored, LogitFit]:
+    """The reference logit (``logit_model``'s, neutral reference) fitted on the AU estimator's
+    estimates of every six-class Training face: the 17 ``AU*_r``, with ``concepts`` also its six
+    estimated concepts; predicts every test face.
 
     Args:
-        train: ``image``, ``label``, 17 ``AU*_r`` (``CompareData.estimated_train``).
-        test_aus: the test faces' estimated 17 ``AU*_r`` (``CompareData.estimated_test``).
+        train: ``image``, ``label``, 17 ``AU*_r`` (+ concepts) (``CompareData.estimated_train``).
+        test_aus: the test faces' estimates (``CompareData.estimated_test``).
 
     Returns:
         ``(Scored, LogitFit)``.
     """
+    features = [*AU_R, *CONCEPT_COLUMNS] if concepts else AU_R
     start = time.perf_counter()
-    fit = fit_logit(train, AU_R, tests=False)
+    fit = fit_logit(train, features, tests=False)
     seconds = time.perf_counter() - start
     model = fit.model
     scored = Scored(
-        "logit_au_est",
-        "AU logit on estimated AUs (explainable, every face)",
+        "logit_au_est_concepts" if concepts else "logit_au_est",
+        f"AU logit on estimated AUs{' + concepts' if concepts else ''} (explainable, every face)",
         "AU",
-        "the same logit on 17 AU_r estimated from the pixels by the AU estimator (trained on OpenFace's "
-        f"AUs, never on emotions), all {len(train):,} six-class Training faces",
+        f"the same logit on 17 AU_r{' and 6 geometric concepts' if concepts else ''} estimated from the "
+        f"pixels by the AU estimator (trained on OpenFace's AUs{' and landmarks' if concepts else ''}, never "
+        f"on emotions), all {len(train):,} six-class Training faces",
         _every_face(test_aus, lambda rows: model.predict_proba(rows)[list(EMOTIONS)].to_numpy()),
         int(model.params.size),
         seconds,
@@ -274,19 +318,24 @@ def estimated_logit(train: pd.DataFrame, test_aus: pd.DataFrame, source: str) ->
     return scored, fit
 
 
-def estimated_glass_box(spec, train: pd.DataFrame, test_aus: pd.DataFrame, seed: int = 0) -> Scored:
-    """The selected glass-box's settings (``spec``) fitted on the estimated AU_r of every six-class
-    Training face (the estimator gives no presences, so AU_c terms are left out)."""
+def estimated_glass_box(
+    spec, train: pd.DataFrame, test_aus: pd.DataFrame, seed: int = 0, concepts: bool = False
+) -> Scored:
+    """The selected glass-box's settings (``spec``) fitted on the estimated AU_r (and, with
+    ``concepts``, the six estimated concepts as terms like the AUs) of every six-class Training
+    face (the estimator gives no presences, so AU_c terms are left out)."""
     from analysis.glassbox import build
 
+    features = [*AU_R, *CONCEPT_COLUMNS] if concepts else AU_R
     start = time.perf_counter()
-    model = build(spec, AU_R, [], seed).fit(train, train[LABEL])
+    model = build(spec, features, [], seed).fit(train, train[LABEL])
     seconds = time.perf_counter() - start
+    what = "17 estimated AU_r and 6 estimated concepts" if concepts else "17 estimated AU_r"
     return Scored(
-        "glassbox_au_est",
-        f"Glass-box on estimated AUs ({spec.key}, every face)",
+        "glassbox_au_est_concepts" if concepts else "glassbox_au_est",
+        f"Glass-box on estimated AUs{' + concepts' if concepts else ''} ({spec.key}, every face)",
         "AU",
-        f"{spec.description}; on the 17 estimated AU_r (no presences), all {len(train):,} six-class "
+        f"{spec.description}; on the {what} (no presences), all {len(train):,} six-class "
         f"Training faces; {model.n_terms} terms",
         _every_face(test_aus, lambda rows: model.predict_proba(rows)[list(EMOTIONS)].to_numpy()),
         model.n_parameters,
@@ -328,6 +377,37 @@ def leaky_logit(control, cnn, pixels: np.ndarray, test: pd.DataFrame) -> tuple[S
         ),
         {"au_source": LEAKY},
     ), aus
+
+
+def landmark_mlp(test: pd.DataFrame) -> Scored | None:
+    """The landmark baseline (``compare.landmarks``): the vendored residual MLP on each test face's
+    normalised 68 landmarks (vendored for the PrivateTest faces OpenFace found); no prediction for
+    a face without them. None when the vendored files are absent or cover none of ``test``."""
+    from compare.landmarks import COLUMNS, load_landmark_mlp
+
+    loaded = load_landmark_mlp()
+    if loaded is None:
+        return None
+    model, table, record = loaded
+    features = test[["image"]].merge(table, on="image", how="left")[list(COLUMNS)].to_numpy("float32")
+    found = ~np.isnan(features).any(axis=1)
+    if not found.any():
+        return None
+    out = pd.DataFrame(np.nan, index=test.index, columns=list(EMOTIONS))
+    out.loc[found] = model.predict_on_batch(features[found]).astype(float)
+    faces, width = record.get("faces", {}), record.get("settings", {}).get("width", "?")
+    return Scored(
+        "landmark_mlp",
+        "Residual MLP on OpenFace's 68 landmarks (black box)",
+        "landmarks",
+        "nose-tip-centred, scale-standardised 2D landmarks, Gaussian noise in training, 3 residual blocks of "
+        f"{width} units; {faces.get('Training', 0):,} six-class Training "
+        f"faces, {record.get('epochs', '?')} epochs (kept {record.get('best_epoch', '?')}, PublicTest loss)",
+        out,
+        int(model.count_params()),
+        record.get("train_seconds"),
+        lambda i: model.predict_on_batch(features[i : i + 1]),
+    )
 
 
 def majority(train: pd.DataFrame, test: pd.DataFrame) -> Scored:

@@ -16,6 +16,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from analysis.au_table import SEED_AU_TABLE
+from analysis.concepts import CONCEPT_COLUMNS
 from analysis.files import write_csv, write_json
 from analysis.labels import EMOTIONS
 from analysis.logit import LogitFit
@@ -34,6 +35,12 @@ from compare.statistics import (
 from compare.surrogate import fit_surrogate
 
 REFERENCE_MODEL = "logit_au_r"
+ABLATION = (  # (inputs, logit row, glass-box row): what each input to an explainable model adds
+    ("OpenFace AUs", REFERENCE_MODEL, "glassbox"),
+    ("OpenFace AUs + concepts", "logit_au_concepts", "glassbox_concepts"),
+    ("estimated AUs", "logit_au_est", "glassbox_au_est"),
+    ("estimated AUs + estimated concepts", "logit_au_est_concepts", "glassbox_au_est_concepts"),
+)
 # The glass-box shown when `make fit-glassbox` has not been run: what its selection on the
 # FER2013 Training AUs chose when last run here (README, "make fit-glassbox").
 DEFAULT_GLASSBOX = "gam_pairs"
@@ -205,6 +212,7 @@ def compute_comparison(data: CompareData, settings: CompareSettings) -> CompareR
         "cnn_training": record,
         "seconds": time.perf_counter() - start,
     }
+    metrics["ablation"] = ablation(per_model)
     if bottleneck is not None:
         metrics["bottleneck"], extra_tables = _bottleneck(bottleneck, data, labels[REFERENCE_MODEL])
         tables.update(extra_tables)
@@ -215,6 +223,25 @@ def compute_comparison(data: CompareData, settings: CompareSettings) -> CompareR
     if growth is not None:
         metrics["confusion_growth"] = growth
     return CompareResults(tables, metrics, faces[..., 0], cams.astype(np.float16))
+
+
+def ablation(per_model: dict) -> list[dict]:
+    """The explainable models by their inputs (``ABLATION``): per input set, the logit's and the
+    glass-box's paired and end-to-end accuracy (None where the row was not fitted, e.g. no concepts).
+    The differences between rows are what each input adds."""
+
+    def scores(key: str) -> dict | None:
+        row = per_model.get(key)
+        return (
+            None
+            if row is None
+            else {"key": key, "accuracy": row["accuracy"], "end_to_end": row["end_to_end"]["accuracy"]}
+        )
+
+    return [
+        {"inputs": inputs, "logit": scores(logit), "glassbox": scores(glassbox)}
+        for inputs, logit, glassbox in ABLATION
+    ]
 
 
 def write_compare_results(results: CompareResults, out_dir: str | Path) -> Path:
@@ -252,7 +279,13 @@ def _score_models(
     glassbox_key = settings.glassbox or (None if saved_glassbox.is_file() else _selected_glassbox(reports))
     glassbox = models.glass_box(glassbox_key, train, test, settings.seed, saved_glassbox)
     scored.append(glassbox)
+    glassbox_concepts = models.concept_glass_box(glassbox.extra["spec"], train, test, settings.seed)
+    if glassbox_concepts is not None:
+        scored.append(glassbox_concepts)
     scored.append(models.gradient_boosting(train, test, settings.seed))
+    landmarks = models.landmark_mlp(test)
+    if landmarks is not None:
+        scored.append(landmarks)
     steps.update()
     cnn = models.cnn_model(cnn_path, data.pixels, test, record)
     scored.append(cnn)
@@ -293,6 +326,13 @@ def _score_bottleneck(
         est_logit,
         models.estimated_glass_box(spec, data.estimated_train, data.estimated_test, settings.seed),
     ]
+    if set(CONCEPT_COLUMNS) <= set(data.estimated_train):
+        scored.append(
+            models.estimated_logit(data.estimated_train, data.estimated_test, data.estimated_source, True)[0]
+        )
+        scored.append(
+            models.estimated_glass_box(spec, data.estimated_train, data.estimated_test, settings.seed, True)
+        )
     control, reason = load_leak_control(cnn_path)
     leaky_aus = None
     if control is not None:
@@ -321,7 +361,10 @@ def _bottleneck(bottleneck: dict, data: CompareData, reference_labels: np.ndarra
     openface = data.test.loc[paired, models.AU_R]
     effects = interventions(model, estimated, openface)
     leaky = bottleneck["leaky_aus"]
-    quality = estimator_quality(openface, estimated, None if leaky is None else leaky[paired])
+    measured = data.test.loc[paired, [c for c in (*models.AU_R, *CONCEPT_COLUMNS) if c in data.test]]
+    quality = estimator_quality(measured, estimated, None if leaky is None else leaky[paired])
+    au_rows = quality[quality["au"].isin(models.AU_R)]
+    concept_rows = quality[quality["au"].isin(CONCEPT_COLUMNS)]
     by_kind = {
         kind: {
             "max_abs_deviation": float(part["max_abs_deviation"].max()),
@@ -338,11 +381,13 @@ def _bottleneck(bottleneck: dict, data: CompareData, reference_labels: np.ndarra
         "max_abs_deviation": float(effects["max_abs_deviation"].max()),
         "agreement": agreement(model, estimated, openface, reference_labels[paired]),
         "quality": {
-            "mean_r2": float(quality["r2"].mean()),
-            "mean_mae": float(quality["mae"].mean()),
+            "mean_r2": float(au_rows["r2"].mean()),
+            "mean_mae": float(au_rows["mae"].mean()),
+            "mean_pearson_r": float(au_rows["pearson_r"].mean()),
             "usable_threshold_r2": USABLE_R2,
-            "usable": [str(a) for a, ok in zip(quality["au"], quality["usable"], strict=True) if ok],
-            "mean_r2_leaky": float(quality["r2_leaky"].mean()) if "r2_leaky" in quality else None,
+            "usable": [str(a) for a, ok in zip(au_rows["au"], au_rows["usable"], strict=True) if ok],
+            "mean_r2_leaky": float(au_rows["r2_leaky"].mean()) if "r2_leaky" in au_rows else None,
+            "concepts_mean_r2": float(concept_rows["r2"].mean()) if len(concept_rows) else None,
         },
         "leak_control": bottleneck["leak_control"],
     }
@@ -465,7 +510,8 @@ def _model_scores(
         latency = _latency_ms(s, np.flatnonzero(paired), settings.latency_repeats, settings.seed)
         # AUs from pixels (estimator or leak control): a CNN pass, not OpenFace; not timed here
         au_source = s.extra.get("au_source")
-        extraction = None if au_source else 1000 / OPENFACE_IMAGES_PER_S if s.family == "AU" else 0.0
+        openface = s.family in ("AU", "landmarks")  # both read what OpenFace measured
+        extraction = None if au_source else 1000 / OPENFACE_IMAGES_PER_S if openface else 0.0
         per_model[s.key] = {
             "name": s.name,
             "family": s.family,

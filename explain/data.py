@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS, BOX_COLUMNS
+from analysis.concepts import CONCEPT_COLUMNS
 from explain.errors import ExplainError
 
 __all__ = ["BOX_COLUMNS", "CHUNK_ROWS", "iter_sequence_chunks", "read_image_table", "table_kind"]
@@ -97,7 +98,7 @@ def _clean(chunk: pd.DataFrame, path: Path, first_row: int, columns: list[str]) 
         text = chunk[column].astype(str).str.strip()
         values = pd.to_numeric(text, errors="coerce")
         bad = values.isna().to_numpy()
-        if column in BOX_COLUMNS:  # no box (landmarks spanning no area): empty, NaN, no crop
+        if column in (*BOX_COLUMNS, *CONCEPT_COLUMNS):  # no landmark fit: empty, NaN (no crop, no concept)
             bad = bad & ~text.isin(("", "nan", "NaN")).to_numpy()
         if bad.any():
             i = int(np.argmax(bad))
@@ -123,7 +124,7 @@ def _ranges(columns: list[str]) -> dict[str, tuple[float, float]]:
     out: dict[str, tuple[float, float]] = {c: (0.0, 5.0) for c in AU_R_COLUMNS}
     out.update({c: (0.0, 1.0) for c in (*AU_C_COLUMNS, "confidence", "success")})
     out.update({"frame": (1.0, np.inf), "face_id": (0.0, np.inf), "timestamp": (0.0, np.inf)})
-    out.update({c: (-np.inf, np.inf) for c in BOX_COLUMNS})
+    out.update({c: (-np.inf, np.inf) for c in (*BOX_COLUMNS, *CONCEPT_COLUMNS)})
     return {c: r for c, r in out.items() if c in columns}
 
 
@@ -141,7 +142,11 @@ def read_image_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     if raw.empty:
         raise ExplainError(f"{path}: the AU table has a header but no rows")
     raw.columns = [str(c).strip() for c in raw.columns]
-    numeric = [c for c in (*AU_R_COLUMNS, *AU_C_COLUMNS, "confidence", "success", *BOX_COLUMNS) if c in raw]
+    numeric = [
+        c
+        for c in (*AU_R_COLUMNS, *AU_C_COLUMNS, "confidence", "success", *BOX_COLUMNS, *CONCEPT_COLUMNS)
+        if c in raw
+    ]
     estimated = estimated_rows(raw)
     blank = {  # what OpenFace alone gives, empty in an estimator's rows: NaN, never made up
         c: estimated & (raw[c].astype(str).str.strip() == "").to_numpy()
@@ -172,7 +177,7 @@ def estimated_rows(table: pd.DataFrame) -> np.ndarray:
 def sequence_columns(path: str | os.PathLike[str]) -> list[str]:
     """The columns of a sequence table the stage reads (keys, AU and box columns present)."""
     names = header(path)
-    wanted = [*SEQUENCE_KEYS, *AU_R_COLUMNS, *AU_C_COLUMNS, *BOX_COLUMNS]
+    wanted = [*SEQUENCE_KEYS, *AU_R_COLUMNS, *AU_C_COLUMNS, *BOX_COLUMNS, *CONCEPT_COLUMNS]
     return [c for c in wanted if c in names]
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.au_table import AU_R_COLUMNS
+from analysis.concepts import CONCEPT_COLUMNS
 from explain.errors import ExplainError
 from openface_runner.runner import NO_FACE, failures_path
 
@@ -106,7 +107,7 @@ def estimate_missed(
         ModelFileError: from ``load_au_estimator``, one line.
     """
     import cnn_baseline  # noqa: F401  (TensorFlow's thread limits before it loads)
-    from cnn_baseline.au_estimator import DEFAULT_AU_MODEL, estimate_aus, load_au_estimator
+    from cnn_baseline.au_estimator import DEFAULT_AU_MODEL, estimate, load_au_estimator
     from cnn_baseline.errors import PredictError
     from cnn_baseline.predict import face_of
 
@@ -139,10 +140,12 @@ def estimate_missed(
                 f"({len(unexplained_table)} image(s); see {failures_path(table)})"
             )
         return _write(openface, out), unexplained_table
-    aus = estimate_aus(load_au_estimator(path), np.stack(faces)[..., None])
+    aus, concepts = estimate(load_au_estimator(path), np.stack(faces)[..., None])
     estimated = pd.DataFrame(rows)
     for j, column in enumerate(AU_R_COLUMNS):
         estimated[column] = [repr(float(v)) for v in aus[:, j]]  # exact: repr round-trips a float
+    for j, column in enumerate(CONCEPT_COLUMNS if concepts is not None else ()):
+        estimated[column] = [repr(float(v)) for v in concepts[:, j]]  # the estimator's concept units
     merged = estimated if openface is None else pd.concat([openface, estimated], ignore_index=True)
     merged = merged.fillna("")  # estimated rows: no confidence, success, box, AU presences
     return _write(merged, out), unexplained_table

@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis.au_table import au_label
+from analysis.concepts import CONCEPT_NAMES
 from analysis.figures import to_data_uri
 from analysis.labels import EMOTIONS
 from analysis.render import read_json, render_page
@@ -147,7 +148,11 @@ def _width(value) -> float:
 
 def _term_label(term: str) -> str:
     """``AU12_r`` -> ``AU12 lip corner puller``; ``AU12_r (spline)`` keeps its suffix; a presence
-    ``AU12_c`` reads ``AU12 lip corner puller (presence)``; pair terms (``AU06 x AU12``) as they are."""
+    ``AU12_c`` reads ``AU12 lip corner puller (presence)``; a geometric concept by its name
+    (``mouth_open`` -> ``mouth opening``, suffix kept); pair terms (``AU06 x AU12``) as they are."""
+    concept = re.fullmatch(r"([a-z_]+?)(\s.*)?", term)
+    if concept and concept.group(1) in CONCEPT_NAMES:
+        return CONCEPT_NAMES[concept.group(1)] + (concept.group(2) or "")
     match = re.fullmatch(r"(AU\d\d)_([rc])(.*)", term)
     if not match:
         return term

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.au_table import AU_R_COLUMNS
+from analysis.concepts import CONCEPT_COLUMNS
 from analysis.labels import EMOTIONS
 from live.detector import Detection, load_detector
 
@@ -88,20 +89,23 @@ class LiveEngine:
         detector: str = "yunet",
     ):  # fmt: skip
         import cnn_baseline  # noqa: F401  (TensorFlow's settings before it loads)
-        from cnn_baseline.au_estimator import DEFAULT_AU_MODEL, load_au_estimator
+        from cnn_baseline.au_estimator import DEFAULT_AU_MODEL, estimates_concepts, load_au_estimator
         from explain.estimate import estimator_label
         from explain.models import load_au_model, load_cnn
 
         self.loaded = load_au_model(model)
-        presences = [c for c in self.loaded.columns if c not in AU_R_COLUMNS]
-        if presences:
-            raise LiveError(
-                f"{model}: the AU model reads {', '.join(presences[:3])} ..., which the AU estimator does "
-                "not give (it estimates the 17 intensities only): use a model on intensities only, "
-                "e.g. MODEL=reports/logit/model.json (make fit-logit)"
-            )
         self.estimator_path = Path(estimator or DEFAULT_AU_MODEL)
         self.estimator_keras = load_au_estimator(self.estimator_path)
+        self.concepts = estimates_concepts(self.estimator_keras)
+        given = {*AU_R_COLUMNS, *(CONCEPT_COLUMNS if self.concepts else ())}
+        unreadable = [c for c in self.loaded.columns if c not in given]
+        if unreadable:
+            raise LiveError(
+                f"{model}: the AU model reads {', '.join(unreadable[:3])} ..., which the AU estimator "
+                f"{self.estimator_path.name} does not give (it estimates the 17 intensities"
+                f"{' and the six concepts' if self.concepts else ''} only): use a model on those, "
+                "e.g. MODEL=reports/logit/model.json (make fit-logit)"
+            )
         self.estimator = CompiledModel(self.estimator_keras)
         self.au_source = estimator_label(self.estimator_path)
         self.cnn_keras = load_cnn(cnn)
@@ -149,10 +153,10 @@ class LiveEngine:
         faces, kept = self.crops(image, detections)
         timings["crop"] = _ms(start)
         start = time.perf_counter()
-        aus = self.estimate_aus(faces)
+        aus, concepts = self.estimate(faces)
         timings["au_estimator"] = _ms(start)
         start = time.perf_counter()
-        explained = self.explain_aus(aus)
+        explained = self.explain_aus(aus, concepts)
         timings["au_model"] = _ms(start)
         start = time.perf_counter()
         cnn = self.cnn_probabilities(faces)
@@ -170,14 +174,17 @@ class LiveEngine:
             )
         return FrameResult(out, len(detections), timings, faces)
 
-    def explain_aus(self, aus: np.ndarray) -> list[dict]:
-        """Per row of (n, 17) AU intensities: the AU model's ``probabilities``, the ``aus``, the
+    def explain_aus(self, aus: np.ndarray, concepts: np.ndarray | None = None) -> list[dict]:
+        """Per row of (n, 17) AU intensities (and (n, 6) concepts, inter-ocular distances, when the
+        estimator gives them): the AU model's ``probabilities``, the ``aus`` (and ``concepts``), the
         explained emotion, its log-odds and the per-term ``contributions`` (``explain_face``)."""
         from explain.explanations import explain_face
 
         if len(aus) == 0:
             return []
         rows = pd.DataFrame(aus, columns=list(AU_R_COLUMNS))
+        if concepts is not None:
+            rows[list(CONCEPT_COLUMNS)] = concepts
         probabilities = self.loaded.model.predict_proba(rows[self.loaded.columns])
         out = []
         for i in range(len(rows)):
@@ -187,6 +194,15 @@ class LiveEngine:
                 {
                     "probabilities": _rounded({e: float(p[e]) for e in EMOTIONS}),
                     "aus": _rounded(dict(zip(AU_R_COLUMNS, map(float, aus[i]), strict=True))),
+                    **(
+                        {
+                            "concepts": _rounded(
+                                dict(zip(CONCEPT_COLUMNS, map(float, concepts[i]), strict=True))
+                            )
+                        }
+                        if concepts is not None
+                        else {}
+                    ),
                     "contributions": _rounded(
                         {str(k): float(v) for k, v in explanation.contributions.items()}
                     ),
@@ -196,10 +212,15 @@ class LiveEngine:
             )
         return out
 
-    def estimate_aus(self, faces: np.ndarray) -> np.ndarray:
-        from cnn_baseline.au_estimator import estimate_aus
+    def estimate(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(n, 17) AU intensities 0-5 and (n, 6) concepts or None of (n, 48, 48) grey faces 0-255
+        (``cnn_baseline.au_estimator.estimate``)."""
+        from cnn_baseline.au_estimator import estimate
 
-        return estimate_aus(self.estimator, faces[..., None])
+        return estimate(self.estimator, faces[..., None])
+
+    def estimate_aus(self, faces: np.ndarray) -> np.ndarray:
+        return self.estimate(faces)[0]
 
     def cnn_probabilities(self, faces: np.ndarray) -> np.ndarray:
         from explain.models import cnn_probabilities

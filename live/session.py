@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from analysis.au_table import AU_R_COLUMNS, BOX_COLUMNS
+from analysis.concepts import CONCEPT_COLUMNS
 
 MIN_IOU = 0.3
 MAX_MISSED = 15
@@ -114,6 +115,7 @@ class Recording:
                 "success": 1,
                 **dict(zip(BOX_COLUMNS, (round(float(v), 1) for v in box), strict=True)),
                 **{c: face["aus"][c] for c in AU_R_COLUMNS},
+                **face.get("concepts", {}),  # the estimator's concepts, when it gives them
                 "source": self.source,
             }
             self.rows.append(row)
@@ -131,7 +133,8 @@ class Recording:
 
         if not self.rows:
             raise AUTableError("nothing recorded: no face was seen while recording")
-        columns = [*SEQUENCE_META, *BOX_COLUMNS, *AU_R_COLUMNS, "source"]
+        concepts = [c for c in CONCEPT_COLUMNS if c in self.rows[0]]
+        columns = [*SEQUENCE_META, *BOX_COLUMNS, *AU_R_COLUMNS, *concepts, "source"]
         path = folder / f"{self.name}.csv"
         write_sequence_table(pd.DataFrame(self.rows, columns=columns), path)
         return path

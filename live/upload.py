@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.au_table import AU_R_COLUMNS, BOX_COLUMNS
+from analysis.concepts import CONCEPT_COLUMNS
 from analysis.labels import EMOTIONS
 from live.engine import LiveEngine
 from live.frames import InputError, Limits, check_dimensions, decode
@@ -113,12 +114,14 @@ def _image(
     if found.empty and not others:
         return {"kind": "image", "faces": [], "au_source": OPENFACE if binary else engine.au_source,
                 "note": "no face found"}  # fmt: skip
-    aus = engine.estimate_aus(faces[[j for j, _ in others]]) if others else np.zeros((0, len(AU_R_COLUMNS)))
+    aus, concepts = engine.estimate(faces[[j for j, _ in others]] if others else faces[:0])
+    measured = CONCEPT_COLUMNS if concepts is not None else ()  # the estimator's concepts, when it gives them
     rows = [
         {
             "image": name, "face": len(found) + k, "source": engine.au_source,
             **dict(zip(BOX_COLUMNS, map(repr, map(float, crop_boxes[i])), strict=True)),
             **{c: repr(float(v)) for c, v in zip(AU_R_COLUMNS, aus[k], strict=True)},
+            **{c: repr(float(concepts[k, j])) for j, c in enumerate(measured)},
         }
         for k, (_, i) in enumerate(others)
     ]  # fmt: skip

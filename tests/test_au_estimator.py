@@ -94,3 +94,57 @@ def test_short_training_learns_openface_aus_and_resumes(tmp_path):
         history["val_loss"].min()
     )
     assert load_au_estimator(model).output_shape == (None, len(AU_R_COLUMNS))
+
+
+def test_concept_head_cosine_run_with_weight_averaging(tmp_path):
+    """Two cosine epochs with the concept head on 350 real faces, started from the committed
+    estimator, the weights of both epochs averaged and BatchNorm recomputed: the kept model gives
+    17 AUs and 6 concepts in inter-ocular distances (the standardisation folded into its head)."""
+    from analysis.au_table import FER2013_CONCEPTS
+    from analysis.concepts import CONCEPT_COLUMNS
+    from cnn_baseline.au_estimator import estimate, estimated_au_table
+
+    sample = pd.read_csv(FIXTURES / "fer2013_privatetest_sample.csv.gz")
+    sample["Usage"] = ["PublicTest" if i % 4 == 0 else "Training" for i in range(len(sample))]
+    data = tmp_path / "sample.csv"
+    sample.to_csv(data, index=False)
+    aus = pd.read_csv(FER2013_AU_TABLE)
+    aus = aus[aus["image"].isin(sample["image"])].merge(
+        sample[["image", "Usage"]], on="image", suffixes=("_", "")
+    )
+    au_table = tmp_path / "aus.csv"
+    aus.drop(columns="Usage_").to_csv(au_table, index=False)
+    faces = au_faces(data, au_table, FER2013_CONCEPTS)
+    assert set(CONCEPT_COLUMNS) <= set(faces) and len(faces) > 250
+
+    run, model_path = tmp_path / "run", tmp_path / "au.keras"
+    record = train_au_estimator(
+        data, run, model_path, au_table, epochs=2, verbose=0, concepts=FER2013_CONCEPTS,
+        init_from=DEFAULT_AU_MODEL, schedule="cosine", learning_rate=1e-4, augment="travel", average_last=2,
+    )  # fmt: skip
+    assert record["epochs"] == 2 and "mean of the weights of epochs 0-1" in record["kept_model"]
+    model = load_au_estimator(model_path)
+    assert model.output_shape == (None, len(AU_R_COLUMNS) + len(CONCEPT_COLUMNS))
+    pixels = np.stack(faces["pixels"].to_list())[..., None]
+    estimated_aus, concepts = estimate(model, pixels)
+    assert estimated_aus.shape == (len(faces), 17) and concepts.shape == (len(faces), 6)
+    # in the concepts' own units: near OpenFace's values of these faces, not standardised
+    truth = faces[list(CONCEPT_COLUMNS)].to_numpy()
+    assert np.abs(concepts.mean(0) - truth.mean(0)).max() < truth.std(0).max()
+    standardisation = record["concept_standardisation"]
+    assert all(standardisation[c]["std"] > 0 for c in CONCEPT_COLUMNS)
+    table = estimated_au_table(model, faces.head(20), model_path.name)
+    assert list(table.columns[-7:]) == [*CONCEPT_COLUMNS, "source"]
+
+
+def test_the_head_folds_the_standardisation_exactly():
+    """``_unstandardise``: the convolution and the global average are linear, so scaling the head's
+    kernel and bias turns each output z into mean + std * z exactly."""
+    from cnn_baseline.au_estimator import _unstandardise, au_estimator_model
+
+    model = au_estimator_model(concepts=True)
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 48, 48, 1)).astype("float32")
+    before = model.predict_on_batch(x)
+    mean, std = np.r_[np.zeros(17), np.arange(6) * 0.1], np.r_[np.ones(17), np.arange(1, 7) * 0.05]
+    _unstandardise(model, mean, std)
+    np.testing.assert_allclose(model.predict_on_batch(x), mean + std * before, rtol=1e-4, atol=1e-5)
