@@ -113,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     train_au.add_argument(
         "--init-from", default=None, help="an AU estimator (.keras) whose weights start the run"
     )
+    train_au.add_argument(
+        "--run-dir", default=None, help="training state folder (default: cnn_baseline/models/au_run)"
+    )
+    train_au.add_argument(
+        "--model", default=None, help="the kept model (default: cnn_baseline/models/au_estimator.keras)"
+    )
     train_au.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau")
     train_au.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's (starting) rate")
     train_au.add_argument(
@@ -168,11 +174,13 @@ def main(argv: list[str] | None = None) -> int:
             print(record)
             return 0
         if args.command == "train-au":
-            from cnn_baseline.au_estimator import train_au_estimator
+            from cnn_baseline.au_estimator import DEFAULT_AU_MODEL, DEFAULT_AU_RUN, train_au_estimator
 
             print(
                 train_au_estimator(
                     args.data,
+                    args.run_dir or DEFAULT_AU_RUN,
+                    args.model or DEFAULT_AU_MODEL,
                     epochs=args.epochs,
                     patience=args.patience,
                     seed=args.seed,

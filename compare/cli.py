@@ -297,13 +297,13 @@ def _landmark_mlp(args) -> int:
     """``make landmark-mlp``: landmarks from the concept run's raw outputs, the MLP fitted and vendored."""
     from analysis.labels import name_for
     from cnn_baseline.data import load_fer2013
-    from compare.concepts import RUN_DIR
-    from compare.landmarks import LANDMARK_DIR, landmark_table, train_landmark_mlp
+    from compare.concepts import IMAGES, RUN_DIR
+    from compare.landmarks import LANDMARK_DIR, landmark_table, raw_outputs, train_landmark_mlp
 
     run_dir = args.run_dir or RUN_DIR
     faces = load_fer2013(args.data)
     faces["label"] = [name_for(code, "fer2013") for code in faces["emotion"]]
-    table = landmark_table(Path(run_dir) / "outputs")
+    table = landmark_table(raw_outputs(IMAGES, run_dir))
     record = train_landmark_mlp(table, faces[["image", "label", "Usage"]], seed=args.seed)
     print(
         f"landmark MLP: {record['faces']} faces, {record['epochs']} epochs (best {record['best_epoch']}), "

@@ -17,6 +17,7 @@ Training faces (early stopping on PublicTest) and writes both.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -53,22 +54,28 @@ def normalised(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     return (points / scale[:, None, None]).reshape(len(xs), -1)
 
 
-def landmark_table(outputs: str | Path) -> pd.DataFrame:
-    """``image`` (the file stem) and ``COLUMNS`` of every face in OpenFace's raw CSVs under
-    ``outputs`` (``<outputs>/*/*.csv``, a runner's ``<run_dir>/outputs``), the most confident face of
-    each image as the runner keeps it; faces without a landmark fit left out. Sorted by ``image``.
+def landmark_table(outputs: Iterable[tuple[str, Path]]) -> pd.DataFrame:
+    """``image`` and ``COLUMNS`` of every face in OpenFace's raw CSVs, the most confident face of
+    each as the runner keeps it; faces without a landmark fit (or without a CSV) left out.
+
+    Args:
+        outputs: ``(image, csv)`` pairs: the image's name (its file stem) and OpenFace's raw CSV
+            of it (``raw_outputs`` finds them in a runner's run folder).
+
+    Returns:
+        One row per image, sorted by ``image``.
 
     Raises:
-        FileNotFoundError: no raw OpenFace CSV under ``outputs``.
+        FileNotFoundError: no CSV at all.
         OutputError: a CSV with some landmark columns missing or non-numeric.
     """
     from openface_runner.parse import landmark_arrays
 
-    files = sorted(Path(outputs).glob("*/*.csv"))
+    files = [(name, Path(path)) for name, path in outputs if Path(path).is_file()]
     if not files:
-        raise FileNotFoundError(f"{outputs}: no raw OpenFace outputs (*/*.csv); run make fer2013-concepts")
+        raise FileNotFoundError("no raw OpenFace outputs; run make fer2013-concepts (it keeps them)")
     names, rows = [], []
-    for path in tqdm(files, desc="landmarks", unit="file", disable=None):
+    for name, path in tqdm(files, desc="landmarks", unit="file", disable=None):
         frame = pd.read_csv(path, skipinitialspace=True)
         frame.columns = [str(c).strip() for c in frame.columns]
         arrays = landmark_arrays(frame, path)
@@ -78,11 +85,21 @@ def landmark_table(outputs: str | Path) -> pd.DataFrame:
         xs, ys = arrays[0][best : best + 1], arrays[1][best : best + 1]
         if np.ptp(xs) <= 0:
             continue
-        names.append(path.stem)
+        names.append(name)
         rows.append(normalised(xs, ys)[0])
     table = pd.DataFrame(np.round(np.array(rows), DIGITS), columns=list(COLUMNS))
     table.insert(0, "image", names)
     return table.drop_duplicates("image").sort_values("image").reset_index(drop=True)
+
+
+def raw_outputs(images: Path, run_dir: Path) -> list[tuple[str, Path]]:
+    """``(image stem, raw CSV)`` of every image of ``images`` in the runner's ``run_dir``: the
+    runner names an image's outputs ``done/<key>.csv`` by its path and content
+    (``openface_runner.inputs.discover``)."""
+    from openface_runner.inputs import discover
+
+    found, _ = discover(images)
+    return [(Path(i.relative).stem, Path(run_dir) / "done" / f"{i.key}.csv") for i in found]
 
 
 def mlp(seed: int = 0):
@@ -145,7 +162,9 @@ def train_landmark_mlp(
     seconds = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = out_dir / f".{MODEL_FILE.name}.partial.keras"
-    model.save(staging)
+    plain = keras.models.clone_model(model)  # uncompiled: the weights without Adam's state
+    plain.set_weights(model.get_weights())
+    plain.save(staging)
     staging.replace(out_dir / MODEL_FILE.name)
     write_csv(out_dir / TEST_LANDMARKS.name, split["PrivateTest"][["image", *COLUMNS]])
     publictest = float((model.predict(x["PublicTest"], verbose=0).argmax(1) == y["PublicTest"]).mean())

@@ -50,7 +50,7 @@ def test_estimates_join_on_image_and_label(estimated):
     test = twice[["image", "label"]].reset_index(drop=True)
     _, aus, source = read_estimated(ESTIMATED, test)
     expected = twice[AUS].to_numpy(float)
-    assert np.array_equal(aus.to_numpy(), expected) and source.startswith("mini-XCEPTION AU estimator")
+    assert np.array_equal(aus[AUS].to_numpy(), expected) and source.startswith("mini-XCEPTION AU estimator")
 
 
 def test_a_test_face_without_estimates_is_an_error(estimated, tmp_path):

@@ -15,7 +15,7 @@ REPLAY = FIXTURES / "openface" / "replay" / "output"
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    return landmark_table(REPLAY)
+    return landmark_table((p.stem, p) for p in REPLAY.glob("*/*.csv"))
 
 
 def test_the_replay_outputs_give_one_row_per_face(table):
@@ -41,4 +41,4 @@ def test_landmarks_are_nose_centred_and_scale_free(table):
 
 def test_no_raw_outputs_is_one_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no raw OpenFace outputs"):
-        landmark_table(tmp_path)
+        landmark_table([("a", tmp_path / "a.csv")])

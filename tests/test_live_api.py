@@ -347,3 +347,30 @@ def test_bad_uploads_get_a_clear_json_error(live_server, case):
     status, answer = _post_file(live_server.url + "/api/explain", "upload.mp4", data)
     assert status == code and expected in answer["error"], answer
     assert _get(live_server.url + "/health")[1]["status"] == "ok"
+
+
+def test_a_model_on_aus_and_concepts_runs_live(tmp_path):
+    """A logit on the AUs and the six concepts (fitted on 900 faces of the estimator's own FER2013
+    table): the live engine feeds it the estimator's AUs and concepts, each face's answer carries
+    both, and its contributions name the concept terms and add up to its log-odds."""
+    from analysis.au_table import ESTIMATED_AU_TABLE
+    from analysis.concepts import CONCEPT_COLUMNS
+    from analysis.run_logit import run_fit_logit
+    from live.engine import LiveEngine
+
+    table = pd.read_csv(ESTIMATED_AU_TABLE)
+    table = table[(table["Usage"] == "Training") & (table["label"] != "fear")]
+    sample = table.groupby("label", group_keys=False).sample(150, random_state=0)
+    sample.to_csv(tmp_path / "sample.csv", index=False)
+    run_fit_logit(tmp_path / "sample.csv", tmp_path, label_coding="name", features="both", progress=False)
+    engine = LiveEngine(tmp_path / "logit" / "model.json")
+    import cv2
+
+    frame = cv2.imdecode(np.frombuffer(_frames("default_30.avi", 1)[0], np.uint8), cv2.IMREAD_COLOR)
+    faces = engine.analyse(frame).faces
+    assert len(faces) == 1
+    face = faces[0]
+    assert set(face["concepts"]) == set(CONCEPT_COLUMNS) and set(face["aus"]) == set(AU_R_COLUMNS)
+    assert {"mouth_open", "lip_corner_raise"} <= set(face["contributions"])
+    if face["explained"] != "neutral":
+        assert sum(face["contributions"].values()) == pytest.approx(face["log_odds"], abs=3e-3)
