@@ -115,7 +115,11 @@ def facs_agreement(effects: pd.DataFrame, alpha: float = 0.05, value: str = "coe
             rows.append({**row, "agrees": positive and sure, "verdict": verdict})
     table = pd.DataFrame(rows)
     # a model without any prototype AU (e.g. one on the geometric concepts only) still has every column
-    expected = [value, *(["odds_ratio"] if "odds_ratio" in effects else []), *([evidence] if evidence else [])]
+    expected = [
+        value,
+        *(["odds_ratio"] if "odds_ratio" in effects else []),
+        *([evidence] if evidence else []),
+    ]
     for column in [c for c in expected if c not in table]:
         table[column] = float("nan")
     return table
