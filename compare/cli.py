@@ -14,6 +14,7 @@ from pathlib import Path
 from analysis import arguments
 from analysis.arguments import PROJECT_ERRORS, OneLineParser, print_error
 from analysis.au_table import FER2013_AU_TABLE
+from analysis.files import write_csv
 from compare.data import ESTIMATED, NO_FACE, PRIVATETEST, CompareError, load_compare_data
 
 
@@ -112,6 +113,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="the raw OpenFace outputs of make fer2013-concepts (default: its run folder)",
     )  # fmt: skip
     landmark.add_argument("--seed", type=arguments.seed, default=0)
+    check = commands.add_parser(
+        "estimator-check",
+        help="AU estimators against OpenFace on any folder of face images (per AU R², r, bias)",
+    )
+    check.add_argument("--in", dest="source", type=Path, required=True, help="a folder of images")
+    check.add_argument(
+        "--estimator", type=arguments.input_file, action="append", default=None,
+        help="an AU estimator .keras (repeatable; default: cnn_baseline/models/au_estimator.keras)",
+    )  # fmt: skip
+    check.add_argument("--csv", type=Path, default=None, help="also write the per-AU scores here")
+    check.add_argument("--backend", choices=("docker", "native"), default="docker", help="OpenFace backend")
+    check.add_argument("--openface-bin", default=None, help="native FaceLandmarkImg (default: $OPENFACE_BIN)")
+    check.add_argument("--openface-args", default="", help="extra OpenFace arguments")
+    check.add_argument("--workers", type=arguments.positive, default=None, help="OpenFace workers")
     report = commands.add_parser("report", help="rebuild compare.html and index.html from the results files")
     report.add_argument(
         "--out", type=arguments.output_folder, default="reports", help="reports folder (default: reports)"
@@ -144,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             return _concepts(args)
         if args.command == "landmark-mlp":
             return _landmark_mlp(args)
+        if args.command == "estimator-check":
+            return _estimator_check(args)
         out = Path(args.out)
         if args.command == "run" and (args.source or args.aus or args.images):
             return _run_dataset(args, out)
@@ -309,4 +326,27 @@ def _landmark_mlp(args) -> int:
         f"landmark MLP: {record['faces']} faces, {record['epochs']} epochs (best {record['best_epoch']}), "
         f"PublicTest accuracy {record['publictest_accuracy']:.3f}; wrote {LANDMARK_DIR}"
     )
+    return 0
+
+
+def _estimator_check(args) -> int:
+    """``python -m compare estimator-check``: OpenFace over the folder, each estimator against it."""
+    from cnn_baseline.au_estimator import DEFAULT_AU_MODEL
+    from compare.estimator_check import check_estimators, openface_faces, summary
+    from explain.errors import ExplainError
+    from explain.openface import OpenFaceSettings, extract
+
+    settings = OpenFaceSettings(args.backend, args.openface_bin, args.openface_args, False, args.workers)
+    try:
+        table, media = extract(args.source, settings, Path("data/openface/compare"))
+    except ExplainError as error:
+        raise CompareError(str(error)) from None
+    rows, crops = openface_faces(Path(table), Path(media))
+    if not len(rows):
+        raise CompareError(f"{args.source}: OpenFace found no face to check the estimators on")
+    scores = check_estimators(rows, crops, args.estimator or [DEFAULT_AU_MODEL])
+    if args.csv is not None:
+        write_csv(args.csv, scores)
+    print(f"{len(rows)} faces OpenFace found in {args.source}")
+    print(summary(scores).to_string(index=False, float_format="%.3f"))
     return 0
