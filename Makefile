@@ -38,6 +38,7 @@ DETECTOR ?= yunet
 CLIENTS ?= 8
 SECONDS ?=
 CONCEPTS ?=
+PRESENCES ?=
 AUGMENT ?=
 # User values are data, never shell text. Each one (paths, names, patterns, addresses, model files,
 # extra OpenFace arguments) is taken unexpanded (`$(value ...)`: a folder named `c$(touch x)d` stays
@@ -46,7 +47,7 @@ AUGMENT ?=
 # `-` and non-UTF-8 bytes reach it byte for byte and nothing is executed.
 USER_VALUES := IN OUT LABEL_COL CODING FEATURES REFERENCE SEED POLICY BACKEND OPENFACE_BIN WORKERS UPSCALE \
 	OPENFACE_ARGS MODE MULTI SCHEDULER RESAMPLES FAST FER2013 EPOCHS RESUME LR SIZE INIT SCHEDULE \
-	SMOOTHING PATIENCE EPOCHS_AU CONCEPTS AUGMENT IMAGES NAME SUBJECT AUS MODEL NO_CNN AU_CNN AU_ESTIMATOR HOST PORT DETECTOR \
+	SMOOTHING PATIENCE EPOCHS_AU CONCEPTS PRESENCES AUGMENT IMAGES NAME SUBJECT AUS MODEL NO_CNN AU_CNN AU_ESTIMATOR HOST PORT DETECTOR \
 	CLIENTS SECONDS
 # make openface: OUT given by the user is the AU table; else the default table below
 OUT_GIVEN := $(filter command line environment,$(origin OUT))
@@ -103,7 +104,7 @@ help:
 	@echo "  make train-au-cnn  train the AU estimator (OpenFace's 17 AU intensities from pixels, never emotion"
 	@echo "                     labels) on the full FER2013, score it on PrivateTest against OpenFace, write its AU table"
 	@echo "                     data/fer2013_au_cnn/ [FER2013=<csv>] [RESUME=1] [EPOCHS_AU=<n>]; make evaluate-au-cnn: the last two"
-	@echo "                     [CONCEPTS=1: + the six concepts' head] [INIT=<.keras>] [SCHEDULE=cosine] [LR=<rate>] [AUGMENT=travel]"
+	@echo "                     [CONCEPTS=1: + the six concepts' head] [PRESENCES=1: + the 18 AU_c] [INIT=<.keras>] [SCHEDULE=cosine] [LR=<rate>] [AUGMENT=travel]"
 	@echo "  make landmark-mlp  fit the landmark baseline (residual MLP on OpenFace's 68 landmarks) from the raw outputs"
 	@echo "                     make fer2013-concepts keeps; writes data/fer2013_landmarks/ [FER2013=<csv>] [SEED=<n>]"
 	@echo "  make leak-control  refit compare's leak control (AUs regressed on the emotion CNN's features) [FER2013=<csv>]"
@@ -178,6 +179,7 @@ train-cnn: $(VENV)/.installed-cnn
 train-au-cnn: $(VENV)/.installed-cnn
 	$(PY) -m cnn_baseline train-au --data="$$FER2013" --seed="$$SEED" $(if $(RESUME),--resume) \
 		$(if $(EPOCHS_AU),--epochs="$$EPOCHS_AU") $(if $(CONCEPTS),--concepts=data/fer2013_openface/fer2013_concepts.csv.gz) \
+		$(if $(PRESENCES),--presences) \
 		$(if $(INIT),--init-from="$$INIT") $(if $(SCHEDULE),--schedule="$$SCHEDULE") $(if $(LR),--learning-rate="$$LR") \
 		$(if $(AUGMENT),--augment="$$AUGMENT")
 	$(PY) -m cnn_baseline evaluate-au --data="$$FER2013"

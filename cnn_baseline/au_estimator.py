@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from analysis.au_table import (
+    AU_C_COLUMNS,
     AU_R_COLUMNS,
     ESTIMATED_AU_TABLE,
     FER2013_AU_TABLE,
@@ -52,13 +54,17 @@ OpenFace's values on PrivateTest faces (R² >= 0.3)."""
 
 
 def au_faces(
-    fer2013: str | Path, au_table: str | Path = FER2013_AU_TABLE, concepts: str | Path | None = None
+    fer2013: str | Path,
+    au_table: str | Path = FER2013_AU_TABLE,
+    concepts: str | Path | None = None,
+    presences: bool = False,
 ) -> pd.DataFrame:
     """FER2013 faces with OpenFace's AU intensities, one row per face OpenFace found.
 
     Args:
         concepts: a table of ``image`` and the six ``CONCEPT_COLUMNS`` (e.g. ``FER2013_CONCEPTS``):
             joined by ``image``, faces it lacks left out; None: no concept columns.
+        presences: also OpenFace's 18 ``AU*_c`` (0/1) of the face.
 
     Returns:
         ``image``, ``label`` (emotion name), ``Usage``, ``pixels`` (48x48 uint8, 0-255), the
@@ -74,8 +80,9 @@ def au_faces(
         raise CNNError(f"{fer2013}: no 'image' column (FER2013 file stems) to join with {au_table}")
     faces["label"] = [name_for(code, "fer2013") for code in faces["emotion"]]
     aus = one_face_per_image(read_au_table(au_table, label_column="emotion", label_coding="name"))
-    joined = faces.merge(aus[["image", "label", *AU_R_COLUMNS]], on=["image", "label"], how="inner")
-    columns = ["image", "label", "Usage", "pixels", *AU_R_COLUMNS]
+    measured = [*AU_R_COLUMNS, *(AU_C_COLUMNS if presences else ())]
+    joined = faces.merge(aus[["image", "label", *measured]], on=["image", "label"], how="inner")
+    columns = ["image", "label", "Usage", "pixels", *measured]
     if concepts is not None:
         table = pd.read_csv(concepts)[["image", *CONCEPT_COLUMNS]].drop_duplicates("image")
         joined = joined.merge(table, on="image", how="inner").dropna(subset=list(CONCEPT_COLUMNS))
@@ -83,23 +90,65 @@ def au_faces(
     return joined[columns].reset_index(drop=True)
 
 
-def au_estimator_model(side: int = 48, concepts: bool = False):
+N_AUS, N_CONCEPTS, N_PRESENCES = len(AU_R_COLUMNS), len(CONCEPT_COLUMNS), len(AU_C_COLUMNS)
+HEADS = (N_AUS, N_AUS + N_CONCEPTS, N_AUS + N_CONCEPTS + N_PRESENCES)
+"""The estimator's output widths: AUs; AUs and concepts; AUs, concepts and presences."""
+
+
+class Estimates(NamedTuple):
+    """``estimate``'s result for n faces: ``aus`` (n, 17) intensities 0-5; ``concepts`` (n, 6) in
+    inter-ocular distances or None; ``presences`` (n, 18) 0/1 in ``AU_C_COLUMNS`` order or None."""
+
+    aus: np.ndarray
+    concepts: np.ndarray | None
+    presences: np.ndarray | None
+
+
+def au_estimator_model(side: int = 48, concepts: bool = False, presences: bool = False):
     """A fresh estimator: the mini-XCEPTION body and a linear head of 17 units (one per
-    ``AU*_r``), followed by 6 more (one per ``CONCEPT_COLUMNS``) with ``concepts``."""
-    outputs = len(AU_R_COLUMNS) + (len(CONCEPT_COLUMNS) if concepts else 0)
+    ``AU*_r``), followed by 6 more (one per ``CONCEPT_COLUMNS``) with ``concepts`` and by 18 more
+    (one logit per ``AU*_c`` presence; needs ``concepts``) with ``presences``."""
+    outputs = HEADS[int(concepts) + int(concepts and presences)]
     return mini_xception((side, side, 1), num_classes=outputs, head="linear", name="au_estimator")
+
+
+def au_loss(y_true, y_pred):
+    """Mean squared error on the 17 AUs and 6 standardised concepts, plus binary cross-entropy on
+    the presence logits (units 24-41) when the head has them; a (batch,) loss."""
+    import keras
+
+    ops = keras.ops
+    squared = ops.mean(ops.square(y_true[:, : HEADS[1]] - y_pred[:, : HEADS[1]]), axis=-1)
+    if y_pred.shape[-1] == HEADS[1]:
+        return squared
+    presence = keras.losses.binary_crossentropy(
+        y_true[:, HEADS[1] :], y_pred[:, HEADS[1] :], from_logits=True
+    )
+    return squared + presence
+
+
+def registered_loss():
+    """``au_loss`` registered with Keras (once), so that a saved training state names it and
+    ``load_au_estimator(..., compile=True)`` finds it when a run resumes."""
+    import keras
+
+    if keras.saving.get_registered_object("au_workbench>au_loss") is None:
+        keras.saving.register_keras_serializable(package="au_workbench", name="au_loss")(au_loss)
+    return au_loss
 
 
 def load_au_estimator(path: str | Path = DEFAULT_AU_MODEL, compile: bool = False):
     """The estimator saved at ``path`` (``load_model``'s checks, then its output: 17 AU
-    intensities, or 17 AU intensities and the 6 geometric concepts).
+    intensities; or also the 6 geometric concepts; or also the 18 AU presences' logits).
 
     Raises:
-        ModelFileError: not a loadable ``.keras`` model, or neither (None, 17) nor (None, 23).
+        ModelFileError: not a loadable ``.keras`` model, or an output other than (None, 17),
+            (None, 23) or (None, 41).
     """
+    if compile:
+        registered_loss()
     model = load_model(path, num_classes=None, compile=compile)
-    shapes = {(None, len(AU_R_COLUMNS)), (None, len(AU_R_COLUMNS) + len(CONCEPT_COLUMNS))}
-    if tuple(model.output_shape) not in shapes or len(model.input_shape) != 4:
+    if tuple(model.output_shape) not in {(None, width) for width in HEADS} or len(model.input_shape) != 4:
         raise ModelFileError(
             f"{path}: not an AU estimator: output {tuple(model.output_shape)}, expected (None, "
             f"{len(AU_R_COLUMNS)}) AU intensities (train one with `make train-au-cnn`)"
@@ -109,28 +158,37 @@ def load_au_estimator(path: str | Path = DEFAULT_AU_MODEL, compile: bool = False
 
 def estimates_concepts(model) -> bool:
     """Whether the estimator's head also gives the six geometric concepts."""
-    return model.output_shape[-1] == len(AU_R_COLUMNS) + len(CONCEPT_COLUMNS)
+    return model.output_shape[-1] >= HEADS[1]
 
 
-def estimate(model, pixels: np.ndarray, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray | None]:
-    """AU intensities and geometric concepts of faces: the mean of the face's and its mirror's
-    estimates (every target is bilateral, so a mirrored face has the same values).
+def estimates_presences(model) -> bool:
+    """Whether the estimator's head also gives the 18 AU presences."""
+    return model.output_shape[-1] == HEADS[2]
+
+
+def estimate(model, pixels: np.ndarray, batch_size: int = 1024) -> Estimates:
+    """AU intensities, geometric concepts and AU presences of faces: the mean of the face's and
+    its mirror's outputs (every target is bilateral, so a mirrored face has the same values).
 
     Args:
         pixels: (n, h, w, 1) grey faces, 0-255 (resized to the model's side when needed).
 
     Returns:
-        (n, 17) float64 in ``AU_R_COLUMNS`` order, clipped to 0-5 (OpenFace's scale), and
-        (n, 6) float64 in ``CONCEPT_COLUMNS`` order (inter-ocular distances), or None for an
-        estimator without a concept head.
+        ``Estimates``: (n, 17) float64 in ``AU_R_COLUMNS`` order, clipped to 0-5 (OpenFace's
+        scale); (n, 6) float64 in ``CONCEPT_COLUMNS`` order (inter-ocular distances), or None
+        for an estimator without a concept head; (n, 18) 0/1 in ``AU_C_COLUMNS`` order (the
+        mean presence logit above 0: probability above 1/2, as OpenFace's classifiers decide),
+        or None without a presence head.
     """
     width = model.output_shape[-1]
     if len(pixels) == 0:
         values = np.zeros((0, width))
     else:
         values, _ = mirrored_and_one_pass(model, model_inputs(pixels, model.input_shape[1]), batch_size)
-    aus = np.clip(values[:, : len(AU_R_COLUMNS)], *INTENSITY_RANGE)
-    return aus, (values[:, len(AU_R_COLUMNS) :] if estimates_concepts(model) else None)
+    aus = np.clip(values[:, :N_AUS], *INTENSITY_RANGE)
+    concepts = values[:, N_AUS : HEADS[1]] if estimates_concepts(model) else None
+    presences = (values[:, HEADS[1] :] > 0).astype(float) if estimates_presences(model) else None
+    return Estimates(aus, concepts, presences)
 
 
 def estimate_aus(model, pixels: np.ndarray, batch_size: int = 1024) -> np.ndarray:
@@ -141,12 +199,15 @@ def estimate_aus(model, pixels: np.ndarray, batch_size: int = 1024) -> np.ndarra
 def estimated_au_table(model, faces: pd.DataFrame, model_name: str) -> pd.DataFrame:
     """An AU table of estimated intensities: one row per face of ``faces`` (``image``, ``label``,
     ``Usage`` kept when present, ``pixels`` (48x48 uint8) required), the 17 ``AU*_r`` rounded to
-    2 decimals as OpenFace writes them, the six concepts (``CONCEPT_DIGITS`` decimals) when the
-    estimator has a concept head, and ``source`` naming the estimator (``model_name``)."""
-    aus, concepts = estimate(model, np.stack(faces["pixels"].to_list())[..., None])
+    2 decimals as OpenFace writes them, the 18 ``AU*_c`` (0/1) when the estimator has a presence
+    head, the six concepts (``CONCEPT_DIGITS`` decimals) when it has a concept head, and
+    ``source`` naming the estimator (``model_name``)."""
+    aus, concepts, presences = estimate(model, np.stack(faces["pixels"].to_list())[..., None])
     kept = [c for c in ("image", "label", "Usage") if c in faces]
     table = faces[kept].reset_index(drop=True).copy()
     table[list(AU_R_COLUMNS)] = np.round(aus, 2)
+    if presences is not None:
+        table[list(AU_C_COLUMNS)] = presences.astype(int)
     if concepts is not None:
         table[list(CONCEPT_COLUMNS)] = np.round(concepts, CONCEPT_DIGITS)
     table["source"] = f"{SOURCE} {model_name}"
@@ -200,6 +261,7 @@ def train_au_estimator(
     verbose: int = 2,
     resume: bool = False,
     concepts: str | Path | None = None,
+    presences: bool = False,
     init_from: str | Path | None = None,
     schedule: str = "plateau",
     learning_rate: float = 1e-3,
@@ -248,13 +310,22 @@ def train_au_estimator(
             "a concept head is trained with the cosine schedule (its model is written once, at the end)"
         )
     keras.utils.set_random_seed(seed)
-    faces = au_faces(data_path, au_table, concepts)
-    targets = list(AU_R_COLUMNS) + (list(CONCEPT_COLUMNS) if concepts is not None else [])
+    if presences and concepts is None:
+        raise CNNError("a presence head comes after the concept head: give the concept table too")
+    faces = au_faces(data_path, au_table, concepts, presences)
+    targets = [
+        *AU_R_COLUMNS,
+        *(CONCEPT_COLUMNS if concepts is not None else ()),
+        *(AU_C_COLUMNS if presences else ()),
+    ]
     split = {usage: faces[faces["Usage"] == usage] for usage in USAGES}
     train_values = split["Training"][targets].to_numpy("float64")
-    # AUs as they are; concepts standardised on the Training faces (undone in the saved model).
-    mean = np.r_[np.zeros(len(AU_R_COLUMNS)), train_values[:, len(AU_R_COLUMNS) :].mean(0)]
-    std = np.r_[np.ones(len(AU_R_COLUMNS)), train_values[:, len(AU_R_COLUMNS) :].std(0)]
+    # AUs and presences as they are; concepts standardised on the Training faces (undone in the
+    # saved model, so that it gives inter-ocular distances).
+    mean, std = np.zeros(len(targets)), np.ones(len(targets))
+    if concepts is not None:
+        mean[N_AUS : HEADS[1]] = train_values[:, N_AUS : HEADS[1]].mean(0)
+        std[N_AUS : HEADS[1]] = train_values[:, N_AUS : HEADS[1]].std(0)
     x_train = np.stack(split["Training"]["pixels"].to_list())[..., None]
     y_train = ((train_values - mean) / std).astype("float32")
     x_val = model_inputs(np.stack(split["PublicTest"]["pixels"].to_list())[..., None])
@@ -274,7 +345,7 @@ def train_au_estimator(
         initial_epoch = max(0, len(history_csv.read_text().splitlines()) - 1)
         best_so_far = _best_loss(history_csv) if model_path.exists() else None
     else:
-        model = au_estimator_model(concepts=concepts is not None)
+        model = au_estimator_model(concepts=concepts is not None, presences=presences)
         if init_from is not None:
             _start_from(model, load_au_estimator(init_from))
         rate = learning_rate
@@ -282,7 +353,8 @@ def train_au_estimator(
             steps = epochs * -(-len(x_train) // batch_size)
             rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
         model.compile(
-            optimizer=keras.optimizers.Adam(rate), loss="mean_squared_error", metrics=["mean_absolute_error"]
+            optimizer=keras.optimizers.Adam(rate),
+            loss=registered_loss() if presences else "mean_squared_error",
         )
     previous = json.loads(record_path.read_text()) if initial_epoch and record_path.exists() else {}
     record = {
@@ -352,7 +424,9 @@ def train_au_estimator(
             f"mean of the weights of epochs {averager.first_epoch}-{epochs - 1} (0-based), BatchNorm "
             "statistics recomputed on the un-augmented Training faces in file order"
         )
-        record["publictest_loss_kept"] = float(model.evaluate(x_val, y_val, verbose=0)[0])
+        record["publictest_loss_kept"] = float(
+            model.evaluate(x_val, y_val, verbose=0, return_dict=True)["loss"]
+        )
         _unstandardise(model, mean, std)
         staging = model_path.with_name(f".{model_path.name}.partial.keras")
         model.save(staging)
@@ -360,9 +434,7 @@ def train_au_estimator(
     if concepts is not None:
         record["concept_standardisation"] = {
             c: {"mean": float(m), "std": float(d)}
-            for c, m, d in zip(
-                CONCEPT_COLUMNS, mean[len(AU_R_COLUMNS) :], std[len(AU_R_COLUMNS) :], strict=True
-            )
+            for c, m, d in zip(CONCEPT_COLUMNS, mean[N_AUS : HEADS[1]], std[N_AUS : HEADS[1]], strict=True)
         }
     write_json(record_path, record)
     return record
@@ -530,6 +602,19 @@ def evaluate_au_estimator(
         "faces_estimated": int(len(table)),
         "note": "estimates are the mean of each face and its mirror, clipped to 0-5, rounded to 2 decimals",
     }
+    if estimates_presences(model):
+        from sklearn.metrics import accuracy_score, f1_score
+
+        with_presences = au_faces(data_path, au_table, presences=True)
+        with_presences = with_presences[with_presences["Usage"] == "PrivateTest"]
+        keys = list(zip(with_presences["image"], with_presences["label"], strict=True))
+        guessed = table.set_index(["image", "label"]).loc[keys, list(AU_C_COLUMNS)]
+        f1 = {c: float(f1_score(with_presences[c], guessed[c], zero_division=0)) for c in AU_C_COLUMNS}
+        metrics["presences_mean_f1"] = float(np.mean(list(f1.values())))
+        metrics["presences_f1"] = f1
+        metrics["presences_mean_accuracy"] = float(
+            np.mean([accuracy_score(with_presences[c], guessed[c]) for c in AU_C_COLUMNS])
+        )
     if per_concept is not None:
         metrics["concepts_mean_r2"] = float(per_concept["r2"].mean())
         metrics["concepts_faces_scored"] = int(len(with_concepts))

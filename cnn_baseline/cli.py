@@ -111,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         "fer2013_concepts.csv.gz)",
     )
     train_au.add_argument(
+        "--presences",
+        action="store_true",
+        help="also estimate the 18 AU presences (AU*_c, 0/1; needs --concepts): a logit per presence",
+    )
+    train_au.add_argument(
         "--init-from", default=None, help="an AU estimator (.keras) whose weights start the run"
     )
     train_au.add_argument(
@@ -186,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                     seed=args.seed,
                     resume=args.resume,
                     concepts=args.concepts,
+                    presences=args.presences,
                     init_from=args.init_from,
                     schedule=args.schedule,
                     learning_rate=args.learning_rate,

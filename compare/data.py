@@ -187,7 +187,7 @@ def _estimated_table(path: str | Path) -> pd.DataFrame:
 
 
 def _estimated_columns(table: pd.DataFrame) -> list[str]:
-    return [*AU_R_COLUMNS, *(c for c in CONCEPT_COLUMNS if c in table)]
+    return [*AU_R_COLUMNS, *(c for c in (*AU_C_COLUMNS, *CONCEPT_COLUMNS) if c in table)]
 
 
 def _estimated_training(table: pd.DataFrame) -> pd.DataFrame:
@@ -230,8 +230,10 @@ def estimate_dataset(data: CompareData, path: str | Path = ESTIMATED) -> str | N
     if sha not in source:
         model = f"{DEFAULT_AU_MODEL.name} (sha256 {sha})"
         return f"{Path(path).name} was made by another estimator ({source}) than {model}"
-    aus, concepts = estimate(load_au_estimator(DEFAULT_AU_MODEL), data.pixels)
+    aus, concepts, presences = estimate(load_au_estimator(DEFAULT_AU_MODEL), data.pixels)
     test = pd.DataFrame(aus, columns=list(AU_R_COLUMNS), index=data.test.index)
+    if presences is not None and set(AU_C_COLUMNS) <= set(table):
+        test[list(AU_C_COLUMNS)] = presences
     if concepts is not None and set(CONCEPT_COLUMNS) <= set(table):
         test[list(CONCEPT_COLUMNS)] = concepts
     same = _estimated_training(table).merge(data.train[["image", LABEL]], on=["image", LABEL], how="inner")

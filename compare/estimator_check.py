@@ -51,7 +51,7 @@ def check_estimators(rows: pd.DataFrame, crops: np.ndarray, estimators: list[Pat
 
     parts = []
     for path in estimators:
-        aus, concepts = estimate(load_au_estimator(path), crops[..., None])
+        aus, concepts, _presences = estimate(load_au_estimator(path), crops[..., None])
         table = au_scores(rows[list(AU_R_COLUMNS)].to_numpy(float), aus)
         if concepts is not None and set(CONCEPT_COLUMNS) <= set(rows):
             measured = rows[list(CONCEPT_COLUMNS)].to_numpy(float)

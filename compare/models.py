@@ -323,19 +323,23 @@ def estimated_glass_box(
 ) -> Scored:
     """The selected glass-box's settings (``spec``) fitted on the estimated AU_r (and, with
     ``concepts``, the six estimated concepts as terms like the AUs) of every six-class Training
-    face (the estimator gives no presences, so AU_c terms are left out)."""
+    face; the spec's AU_c terms read the estimator's presences where its table has them (a
+    presence head), else they are left out."""
+
     from analysis.glassbox import build
 
     features = [*AU_R, *CONCEPT_COLUMNS] if concepts else AU_R
+    presences = [c for c in AU_C_COLUMNS if c in train]  # from the estimator's presence head, if it has one
     start = time.perf_counter()
-    model = build(spec, features, [], seed).fit(train, train[LABEL])
+    model = build(spec, features, presences, seed).fit(train, train[LABEL])
     seconds = time.perf_counter() - start
     what = "17 estimated AU_r and 6 estimated concepts" if concepts else "17 estimated AU_r"
+    what += f", {len(presences)} estimated AU_c" if presences and spec.presences else " (no presences)"
     return Scored(
         "glassbox_au_est_concepts" if concepts else "glassbox_au_est",
         f"Glass-box on estimated AUs{' + concepts' if concepts else ''} ({spec.key}, every face)",
         "AU",
-        f"{spec.description}; on the {what} (no presences), all {len(train):,} six-class "
+        f"{spec.description}; on the {what}, all {len(train):,} six-class "
         f"Training faces; {model.n_terms} terms",
         _every_face(test_aus, lambda rows: model.predict_proba(rows)[list(EMOTIONS)].to_numpy()),
         model.n_parameters,

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.au_table import AU_R_COLUMNS
+from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS
 from analysis.concepts import CONCEPT_COLUMNS
 from explain.errors import ExplainError
 from openface_runner.runner import NO_FACE, failures_path
@@ -140,12 +140,14 @@ def estimate_missed(
                 f"({len(unexplained_table)} image(s); see {failures_path(table)})"
             )
         return _write(openface, out), unexplained_table
-    aus, concepts = estimate(load_au_estimator(path), np.stack(faces)[..., None])
+    aus, concepts, presences = estimate(load_au_estimator(path), np.stack(faces)[..., None])
     estimated = pd.DataFrame(rows)
     for j, column in enumerate(AU_R_COLUMNS):
         estimated[column] = [repr(float(v)) for v in aus[:, j]]  # exact: repr round-trips a float
     for j, column in enumerate(CONCEPT_COLUMNS if concepts is not None else ()):
         estimated[column] = [repr(float(v)) for v in concepts[:, j]]  # the estimator's concept units
+    for j, column in enumerate(AU_C_COLUMNS if presences is not None else ()):
+        estimated[column] = [str(int(v)) for v in presences[:, j]]  # the presence head's 0/1
     merged = estimated if openface is None else pd.concat([openface, estimated], ignore_index=True)
     merged = merged.fillna("")  # estimated rows: no confidence, success, box, AU presences
     return _write(merged, out), unexplained_table

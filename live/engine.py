@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.au_table import AU_R_COLUMNS
+from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS
 from analysis.concepts import CONCEPT_COLUMNS
 from analysis.labels import EMOTIONS
 from live.detector import Detection, load_detector
@@ -89,22 +89,34 @@ class LiveEngine:
         detector: str = "yunet",
     ):  # fmt: skip
         import cnn_baseline  # noqa: F401  (TensorFlow's settings before it loads)
-        from cnn_baseline.au_estimator import DEFAULT_AU_MODEL, estimates_concepts, load_au_estimator
+        from cnn_baseline.au_estimator import (
+            DEFAULT_AU_MODEL,
+            estimates_concepts,
+            estimates_presences,
+            load_au_estimator,
+        )
         from explain.estimate import estimator_label
         from explain.models import load_au_model, load_cnn
 
         self.loaded = load_au_model(model)
         self.estimator_path = Path(estimator or DEFAULT_AU_MODEL)
         self.estimator_keras = load_au_estimator(self.estimator_path)
-        self.concepts = estimates_concepts(self.estimator_keras)
-        given = {*AU_R_COLUMNS, *(CONCEPT_COLUMNS if self.concepts else ())}
+        concepts, presences = (
+            estimates_concepts(self.estimator_keras),
+            estimates_presences(self.estimator_keras),
+        )
+        given = {*AU_R_COLUMNS, *(CONCEPT_COLUMNS if concepts else ()), *(AU_C_COLUMNS if presences else ())}
         unreadable = [c for c in self.loaded.columns if c not in given]
         if unreadable:
+            gives = (
+                "the 17 intensities"
+                + (", the six concepts" if concepts else "")
+                + (" and the 18 presences" if presences else "")
+            )
             raise LiveError(
                 f"{model}: the AU model reads {', '.join(unreadable[:3])} ..., which the AU estimator "
-                f"{self.estimator_path.name} does not give (it estimates the 17 intensities"
-                f"{' and the six concepts' if self.concepts else ''} only): use a model on those, "
-                "e.g. MODEL=reports/logit/model.json (make fit-logit)"
+                f"{self.estimator_path.name} does not give (it estimates {gives} only): use a model "
+                "on those, e.g. MODEL=reports/logit/model.json (make fit-logit)"
             )
         self.estimator = CompiledModel(self.estimator_keras)
         self.au_source = estimator_label(self.estimator_path)
@@ -153,10 +165,10 @@ class LiveEngine:
         faces, kept = self.crops(image, detections)
         timings["crop"] = _ms(start)
         start = time.perf_counter()
-        aus, concepts = self.estimate(faces)
+        estimates = self.estimate(faces)
         timings["au_estimator"] = _ms(start)
         start = time.perf_counter()
-        explained = self.explain_aus(aus, concepts)
+        explained = self.explain_aus(estimates)
         timings["au_model"] = _ms(start)
         start = time.perf_counter()
         cnn = self.cnn_probabilities(faces)
@@ -174,17 +186,22 @@ class LiveEngine:
             )
         return FrameResult(out, len(detections), timings, faces)
 
-    def explain_aus(self, aus: np.ndarray, concepts: np.ndarray | None = None) -> list[dict]:
-        """Per row of (n, 17) AU intensities (and (n, 6) concepts, inter-ocular distances, when the
-        estimator gives them): the AU model's ``probabilities``, the ``aus`` (and ``concepts``), the
-        explained emotion, its log-odds and the per-term ``contributions`` (``explain_face``)."""
+    def explain_aus(self, estimates) -> list[dict]:
+        """Per face of ``estimates`` (``cnn_baseline.au_estimator.Estimates``: (n, 17) AU
+        intensities, and (n, 6) concepts in inter-ocular distances and (n, 18) presences 0/1 when
+        the estimator gives them): the AU model's ``probabilities``, the ``aus`` (and ``concepts``,
+        ``presences``), the explained emotion, its log-odds and the per-term ``contributions``
+        (``explain_face``)."""
         from explain.explanations import explain_face
 
-        if len(aus) == 0:
+        if len(estimates.aus) == 0:
             return []
-        rows = pd.DataFrame(aus, columns=list(AU_R_COLUMNS))
-        if concepts is not None:
-            rows[list(CONCEPT_COLUMNS)] = concepts
+        parts = {"aus": (AU_R_COLUMNS, estimates.aus), "concepts": (CONCEPT_COLUMNS, estimates.concepts),
+                 "presences": (AU_C_COLUMNS, estimates.presences)}  # fmt: skip
+        given = {key: (columns, values) for key, (columns, values) in parts.items() if values is not None}
+        rows = pd.concat(
+            [pd.DataFrame(values, columns=list(columns)) for columns, values in given.values()], axis=1
+        )
         probabilities = self.loaded.model.predict_proba(rows[self.loaded.columns])
         out = []
         for i in range(len(rows)):
@@ -193,16 +210,10 @@ class LiveEngine:
             out.append(
                 {
                     "probabilities": _rounded({e: float(p[e]) for e in EMOTIONS}),
-                    "aus": _rounded(dict(zip(AU_R_COLUMNS, map(float, aus[i]), strict=True))),
-                    **(
-                        {
-                            "concepts": _rounded(
-                                dict(zip(CONCEPT_COLUMNS, map(float, concepts[i]), strict=True))
-                            )
-                        }
-                        if concepts is not None
-                        else {}
-                    ),
+                    **{
+                        key: _rounded(dict(zip(columns, map(float, values[i]), strict=True)))
+                        for key, (columns, values) in given.items()
+                    },
                     "contributions": _rounded(
                         {str(k): float(v) for k, v in explanation.contributions.items()}
                     ),
@@ -212,9 +223,9 @@ class LiveEngine:
             )
         return out
 
-    def estimate(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(n, 17) AU intensities 0-5 and (n, 6) concepts or None of (n, 48, 48) grey faces 0-255
-        (``cnn_baseline.au_estimator.estimate``)."""
+    def estimate(self, faces: np.ndarray):
+        """``cnn_baseline.au_estimator.estimate`` of (n, 48, 48) grey faces 0-255: ``Estimates``
+        (AUs 0-5; concepts and presences, or None)."""
         from cnn_baseline.au_estimator import estimate
 
         return estimate(self.estimator, faces[..., None])

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from analysis.au_table import AU_R_COLUMNS, BOX_COLUMNS
+from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS, BOX_COLUMNS
 from analysis.concepts import CONCEPT_COLUMNS
 
 MIN_IOU = 0.3
@@ -115,7 +115,8 @@ class Recording:
                 "success": 1,
                 **dict(zip(BOX_COLUMNS, (round(float(v), 1) for v in box), strict=True)),
                 **{c: face["aus"][c] for c in AU_R_COLUMNS},
-                **face.get("concepts", {}),  # the estimator's concepts, when it gives them
+                **face.get("presences", {}),  # the estimator's presences and concepts, when it gives them
+                **face.get("concepts", {}),
                 "source": self.source,
             }
             self.rows.append(row)
@@ -133,8 +134,8 @@ class Recording:
 
         if not self.rows:
             raise AUTableError("nothing recorded: no face was seen while recording")
-        concepts = [c for c in CONCEPT_COLUMNS if c in self.rows[0]]
-        columns = [*SEQUENCE_META, *BOX_COLUMNS, *AU_R_COLUMNS, *concepts, "source"]
+        extra = [c for c in (*AU_C_COLUMNS, *CONCEPT_COLUMNS) if c in self.rows[0]]
+        columns = [*SEQUENCE_META, *BOX_COLUMNS, *AU_R_COLUMNS, *extra, "source"]
         path = folder / f"{self.name}.csv"
         write_sequence_table(pd.DataFrame(self.rows, columns=columns), path)
         return path

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.au_table import AU_R_COLUMNS, BOX_COLUMNS
+from analysis.au_table import AU_C_COLUMNS, AU_R_COLUMNS, BOX_COLUMNS
 from analysis.concepts import CONCEPT_COLUMNS
 from analysis.labels import EMOTIONS
 from live.engine import LiveEngine
@@ -114,14 +114,17 @@ def _image(
     if found.empty and not others:
         return {"kind": "image", "faces": [], "au_source": OPENFACE if binary else engine.au_source,
                 "note": "no face found"}  # fmt: skip
-    aus, concepts = engine.estimate(faces[[j for j, _ in others]] if others else faces[:0])
-    measured = CONCEPT_COLUMNS if concepts is not None else ()  # the estimator's concepts, when it gives them
+    aus, concepts, presences = engine.estimate(faces[[j for j, _ in others]] if others else faces[:0])
+    extra = [{} for _ in range(len(aus))]  # the estimator's concepts and presences, when it gives them
+    for columns, values in ((CONCEPT_COLUMNS, concepts), (AU_C_COLUMNS, presences)):
+        for k in range(len(aus)) if values is not None else ():
+            extra[k].update({c: repr(float(v)) for c, v in zip(columns, values[k], strict=True)})
     rows = [
         {
             "image": name, "face": len(found) + k, "source": engine.au_source,
             **dict(zip(BOX_COLUMNS, map(repr, map(float, crop_boxes[i])), strict=True)),
             **{c: repr(float(v)) for c, v in zip(AU_R_COLUMNS, aus[k], strict=True)},
-            **{c: repr(float(concepts[k, j])) for j, c in enumerate(measured)},
+            **extra[k],
         }
         for k, (_, i) in enumerate(others)
     ]  # fmt: skip

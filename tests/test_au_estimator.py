@@ -126,7 +126,8 @@ def test_concept_head_cosine_run_with_weight_averaging(tmp_path):
     model = load_au_estimator(model_path)
     assert model.output_shape == (None, len(AU_R_COLUMNS) + len(CONCEPT_COLUMNS))
     pixels = np.stack(faces["pixels"].to_list())[..., None]
-    estimated_aus, concepts = estimate(model, pixels)
+    estimated_aus, concepts, presences = estimate(model, pixels)
+    assert presences is None  # no presence head asked for
     assert estimated_aus.shape == (len(faces), 17) and concepts.shape == (len(faces), 6)
     # in the concepts' own units: near OpenFace's values of these faces, not standardised
     truth = faces[list(CONCEPT_COLUMNS)].to_numpy()
@@ -148,3 +149,37 @@ def test_the_head_folds_the_standardisation_exactly():
     mean, std = np.r_[np.zeros(17), np.arange(6) * 0.1], np.r_[np.ones(17), np.arange(1, 7) * 0.05]
     _unstandardise(model, mean, std)
     np.testing.assert_allclose(model.predict_on_batch(x), mean + std * before, rtol=1e-4, atol=1e-5)
+
+
+def test_presence_head_gives_openface_style_presences_and_resumes(tmp_path):
+    """One cosine epoch with the concept and presence heads on 350 real faces, then one more
+    resumed (the saved state names the registered loss): the loss falls, 41 outputs, presences
+    0/1, and an AU table with the 18 ``AU*_c``."""
+    from analysis.au_table import AU_C_COLUMNS, FER2013_CONCEPTS
+    from cnn_baseline.au_estimator import estimate, estimated_au_table
+
+    sample = pd.read_csv(FIXTURES / "fer2013_privatetest_sample.csv.gz")
+    sample["Usage"] = ["PublicTest" if i % 4 == 0 else "Training" for i in range(len(sample))]
+    data = tmp_path / "sample.csv"
+    sample.to_csv(data, index=False)
+    aus = pd.read_csv(FER2013_AU_TABLE)
+    aus = aus[aus["image"].isin(sample["image"])].merge(
+        sample[["image", "Usage"]], on="image", suffixes=("_", "")
+    )
+    au_table = tmp_path / "aus.csv"
+    aus.drop(columns="Usage_").to_csv(au_table, index=False)
+    run, model_path = tmp_path / "run", tmp_path / "au.keras"
+    options = {"concepts": FER2013_CONCEPTS, "presences": True, "init_from": DEFAULT_AU_MODEL,
+               "schedule": "cosine", "learning_rate": 1e-4, "average_last": 1, "verbose": 0}  # fmt: skip
+    train_au_estimator(data, run, model_path, au_table, epochs=1, **options)
+    record = train_au_estimator(data, run, model_path, au_table, epochs=2, resume=True, **options)
+    assert record["epochs"] == 2
+    model = load_au_estimator(model_path)
+    assert model.output_shape == (None, 17 + 6 + 18)
+    faces = au_faces(data, au_table, presences=True)
+    presences = estimate(model, np.stack(faces["pixels"].to_list())[..., None]).presences
+    assert set(np.unique(presences)) <= {0.0, 1.0}
+    history = pd.read_csv(run / "history.csv")
+    assert list(history["epoch"]) == [0, 1] and history["loss"].iloc[1] < history["loss"].iloc[0]
+    table = estimated_au_table(model, faces.head(10), model_path.name)
+    assert set(AU_C_COLUMNS) <= set(table) and table[list(AU_C_COLUMNS)].isin([0, 1]).all().all()
