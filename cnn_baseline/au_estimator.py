@@ -441,15 +441,16 @@ def train_au_estimator(
 
 
 def _start_from(model, trained) -> None:
-    """Copy ``trained``'s weights into ``model``; where the head is wider (concepts), the extra
-    units of the last convolution keep their fresh initialisation."""
+    """Copy ``trained``'s weights into ``model``; where the heads differ in width (concepts,
+    presences), the units both have are copied and the others keep their fresh initialisation."""
     for layer, source in zip(model.layers, trained.layers, strict=True):
         weights, given = layer.get_weights(), source.get_weights()
         if all(w.shape == g.shape for w, g in zip(weights, given, strict=True)):
             layer.set_weights(given)
         else:
             for w, g in zip(weights, given, strict=True):
-                w[..., : g.shape[-1]] = g
+                shared = min(w.shape[-1], g.shape[-1])
+                w[..., :shared] = g[..., :shared]
             layer.set_weights(weights)
 
 

@@ -69,9 +69,9 @@ def test_the_estimator_and_the_emotion_model_refuse_each_other():
         load_model(DEFAULT_AU_MODEL)
 
 
-def test_short_training_learns_openface_aus_and_resumes(tmp_path):
-    """One epoch on 350 real faces, then one more resumed: the AU loss falls, the record
-    counts two epochs, and the kept model gives the 17 AU estimates."""
+def _training_sample(tmp_path):
+    """350 real faces as a tiny FER2013 (every 4th PublicTest, the rest Training) and their
+    OpenFace AU rows: ``(data, au_table)`` paths."""
     sample = pd.read_csv(FIXTURES / "fer2013_privatetest_sample.csv.gz")
     sample["Usage"] = ["PublicTest" if i % 4 == 0 else "Training" for i in range(len(sample))]
     data = tmp_path / "sample.csv"
@@ -82,6 +82,13 @@ def test_short_training_learns_openface_aus_and_resumes(tmp_path):
     )
     au_table = tmp_path / "aus.csv"
     aus.drop(columns="Usage_").to_csv(au_table, index=False)
+    return data, au_table
+
+
+def test_short_training_learns_openface_aus_and_resumes(tmp_path):
+    """One epoch on 350 real faces, then one more resumed: the AU loss falls, the record
+    counts two epochs, and the kept model gives the 17 AU estimates."""
+    data, au_table = _training_sample(tmp_path)
     assert len(au_faces(data, au_table)) > 250
 
     run, model = tmp_path / "run", tmp_path / "au.keras"
@@ -104,16 +111,7 @@ def test_concept_head_cosine_run_with_weight_averaging(tmp_path):
     from analysis.concepts import CONCEPT_COLUMNS
     from cnn_baseline.au_estimator import estimate, estimated_au_table
 
-    sample = pd.read_csv(FIXTURES / "fer2013_privatetest_sample.csv.gz")
-    sample["Usage"] = ["PublicTest" if i % 4 == 0 else "Training" for i in range(len(sample))]
-    data = tmp_path / "sample.csv"
-    sample.to_csv(data, index=False)
-    aus = pd.read_csv(FER2013_AU_TABLE)
-    aus = aus[aus["image"].isin(sample["image"])].merge(
-        sample[["image", "Usage"]], on="image", suffixes=("_", "")
-    )
-    au_table = tmp_path / "aus.csv"
-    aus.drop(columns="Usage_").to_csv(au_table, index=False)
+    data, au_table = _training_sample(tmp_path)
     faces = au_faces(data, au_table, FER2013_CONCEPTS)
     assert set(CONCEPT_COLUMNS) <= set(faces) and len(faces) > 250
 
@@ -158,16 +156,7 @@ def test_presence_head_gives_openface_style_presences_and_resumes(tmp_path):
     from analysis.au_table import AU_C_COLUMNS, FER2013_CONCEPTS
     from cnn_baseline.au_estimator import estimate, estimated_au_table
 
-    sample = pd.read_csv(FIXTURES / "fer2013_privatetest_sample.csv.gz")
-    sample["Usage"] = ["PublicTest" if i % 4 == 0 else "Training" for i in range(len(sample))]
-    data = tmp_path / "sample.csv"
-    sample.to_csv(data, index=False)
-    aus = pd.read_csv(FER2013_AU_TABLE)
-    aus = aus[aus["image"].isin(sample["image"])].merge(
-        sample[["image", "Usage"]], on="image", suffixes=("_", "")
-    )
-    au_table = tmp_path / "aus.csv"
-    aus.drop(columns="Usage_").to_csv(au_table, index=False)
+    data, au_table = _training_sample(tmp_path)
     run, model_path = tmp_path / "run", tmp_path / "au.keras"
     options = {"concepts": FER2013_CONCEPTS, "presences": True, "init_from": DEFAULT_AU_MODEL,
                "schedule": "cosine", "learning_rate": 1e-4, "average_last": 1, "verbose": 0}  # fmt: skip

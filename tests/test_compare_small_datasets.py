@@ -304,6 +304,10 @@ def test_small_labelled_folders(name, faces, train_table, tmp_path, capfd):
     assert transfer["available"] or transfer["reason"]
     if transfer["available"]:
         assert 0 <= transfer["accuracy"] <= 1
+    # the AU estimator on the dataset's crops: its rows, and its AUs against OpenFace's (bias included)
+    assert {"logit_au_est", "glassbox_au_est", "glassbox_au_est_concepts"} <= set(metrics["models"])
+    quality = pd.read_csv(out / f"compare-{name}" / "au_estimator_quality.csv")
+    assert "bias" in quality and len(quality) == 17 + 6 and 'id="au-quality"' in page
 
 
 def test_interval_caution_threshold():
