@@ -60,7 +60,10 @@ def test_paired_and_end_to_end_faces(data):
     assert not data.train.duplicated(["image", "label"]).any()
     assert len(data.train) == 20515
     # The AU estimator's table covers every face: all six-class Training faces, every test face.
-    assert data.estimated_test[list(AU_R_COLUMNS)].shape == (3061, 17) and data.estimated_test.notna().all().all()
+    assert (
+        data.estimated_test[list(AU_R_COLUMNS)].shape == (3061, 17)
+        and data.estimated_test.notna().all().all()
+    )
     assert list(data.estimated_test.columns) == list(data.estimated_train.columns[2:])  # the same estimates
     assert (
         len(data.estimated_train) == 24612 and not data.estimated_train.duplicated(["image", "label"]).any()

@@ -240,7 +240,10 @@ def test_killing_the_runners_process_group_leaves_no_openface(faces, tmp_path, s
     slow = write_stand_in(tmp_path, faces, before=f'echo $$ >> "{tmp_path}/pids"', delay=30)
     args = ["--in", str(faces), "--out", str(tmp_path / "aus.csv"), "--backend", "native"]
     args += ["--openface-bin", str(slow), "--workers", "2", "--batch-size", "15"]
-    child = subprocess.Popen(_cli(*args), cwd=ROOT, stderr=subprocess.DEVNULL, start_new_session=True)
+    # the default action of each signal, as a login shell's job has it: a suite started under
+    # `nohup` would otherwise pass SIGHUP's "ignore" on to the runner
+    child = subprocess.Popen(_cli(*args), cwd=ROOT, stderr=subprocess.DEVNULL, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))  # fmt: skip
     pids = tmp_path / "pids"
     deadline = time.monotonic() + 60
     while (not pids.exists() or len(pids.read_text().split()) < 2) and time.monotonic() < deadline:
